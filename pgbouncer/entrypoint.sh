@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Usage: pgbouncer-entrypoint pgbouncer /var/run/pgbouncer/pgbouncer.ini
+#        pgbouncer-entrypoint <any other command>      (run as is, nothing rendered)
+#
+# Renders /etc/pgbouncer/pgbouncer.ini.template into /var/run/pgbouncer/pgbouncer.ini and
+# writes the auth_file, then execs PgBouncer in the foreground.
+#
+# Environment (defaults in brackets):
+#   APP_DB [app], POSTGRES_HOST [postgres], POSTGRES_PORT [5432]
+#   PGBOUNCER_AUTH_USER [pgbouncer_auth]    + PGBOUNCER_AUTH_PASSWORD  | _FILE  (required)
+#   PGBOUNCER_ADMIN_USER [pgbouncer_admin]  + PGBOUNCER_ADMIN_PASSWORD | _FILE  (required)
+#   PGBOUNCER_STATS_USER [pgbouncer_stats]  + PGBOUNCER_STATS_PASSWORD | _FILE  (required)
+#   PGBOUNCER_<SETTING>  overrides any [pgbouncer] setting of the template, e.g.
+#                        PGBOUNCER_DEFAULT_POOL_SIZE=40, PGBOUNCER_IDLE_TRANSACTION_TIMEOUT=60
+# Every bad value is reported, then it exits 1 before starting. No secret is ever printed.
+set -euo pipefail
+
+TEMPLATE=/etc/pgbouncer/pgbouncer.ini.template
+RUNDIR=/var/run/pgbouncer
+INI="$RUNDIR/pgbouncer.ini"
+USERLIST="$RUNDIR/userlist.txt"
+
+log() { printf '%s [entrypoint] %s\n' "$(date -u +'%Y-%m-%d %H:%M:%S.000 UTC')" "$*" >&2; }
+errors=()
+err() { errors+=("$*"); }
+
+# file_env VAR: VAR or the contents of VAR_FILE (not both, not empty) into VAR.
+file_env() {
+  local var="$1" fvar="${1}_FILE" val=""
+  if [ -n "${!var:-}" ] && [ -n "${!fvar:-}" ]; then err "both $var and $fvar are set; set only one"; return; fi
+  if [ -n "${!var:-}" ]; then val="${!var}"
+  elif [ -n "${!fvar:-}" ]; then
+    if [ -r "${!fvar}" ]; then val="$(<"${!fvar}")"; else err "$fvar points to '${!fvar}', which is not a readable file"; return; fi
+  fi
+  [ -n "$val" ] || { err "$var (or $fvar) is required"; return; }
+  case "$val" in *$'\n'*) err "$var must be a single line"; return ;; esac
+  export "$var=$val"
+  unset "$fvar"
+}
+
+check_name() { # check_name VAR: a plain identifier (no quoting games in the ini)
+  [[ "${!1}" =~ ^[A-Za-z_][A-Za-z0-9_]{0,62}$ ]] || err "$1 must be a plain identifier (letters, digits, _), got '${!1}'"
+}
+
+render() {
+  export APP_DB="${APP_DB:-app}" POSTGRES_HOST="${POSTGRES_HOST:-postgres}" POSTGRES_PORT="${POSTGRES_PORT:-5432}"
+  export PGBOUNCER_AUTH_USER="${PGBOUNCER_AUTH_USER:-pgbouncer_auth}"
+  export PGBOUNCER_ADMIN_USER="${PGBOUNCER_ADMIN_USER:-pgbouncer_admin}"
+  export PGBOUNCER_STATS_USER="${PGBOUNCER_STATS_USER:-pgbouncer_stats}"
+  check_name APP_DB; check_name PGBOUNCER_AUTH_USER; check_name PGBOUNCER_ADMIN_USER; check_name PGBOUNCER_STATS_USER
+  [[ "$POSTGRES_HOST" =~ ^[A-Za-z0-9._:-]+$ ]] || err "POSTGRES_HOST must be a host name or address, got '$POSTGRES_HOST'"
+  [[ "$POSTGRES_PORT" =~ ^[0-9]+$ ]] && [ "$POSTGRES_PORT" -ge 1 ] && [ "$POSTGRES_PORT" -le 65535 ] \
+    || err "POSTGRES_PORT must be a port number (1-65535), got '$POSTGRES_PORT'"
+  file_env PGBOUNCER_AUTH_PASSWORD; file_env PGBOUNCER_ADMIN_PASSWORD; file_env PGBOUNCER_STATS_PASSWORD
+
+  # Settings overrides: PGBOUNCER_<KEY> for every "key = value" line of [pgbouncer].
+  local reserved=" PGBOUNCER_AUTH_USER PGBOUNCER_ADMIN_USER PGBOUNCER_STATS_USER PGBOUNCER_AUTH_PASSWORD PGBOUNCER_ADMIN_PASSWORD PGBOUNCER_STATS_PASSWORD "
+  local keys; keys="$(awk '/^\[pgbouncer\]/{s=1;next} /^\[/{s=0} s && /^[a-z_]+ = /{print $1}' "$TEMPLATE")"
+  local overrides=() var key def val
+  while IFS= read -r var; do
+    [[ "$reserved" == *" $var "* ]] && continue
+    key="$(tr '[:upper:]' '[:lower:]' <<<"${var#PGBOUNCER_}")"
+    if ! grep -qx "$key" <<<"$keys"; then err "$var: '$key' is not a setting this image manages (known: $(tr '\n' ' ' <<<"$keys"))"; continue; fi
+    def="$(awk -v k="$key" '$1==k && $2=="=" {sub(/^[^=]*= /,""); print; exit}' "$TEMPLATE")"
+    val="${!var}"
+    if [[ "$def" =~ ^[0-9]+$ ]] && ! [[ "$val" =~ ^[0-9]+$ ]]; then err "$var must be a whole number >= 0, got '$val'"; continue; fi
+    if [ "$key" = pool_mode ] && ! [[ "$val" =~ ^(session|transaction|statement)$ ]]; then err "$var must be session, transaction or statement, got '$val'"; continue; fi
+    case "$val" in *$'\n'*) err "$var must be a single line"; continue ;; esac
+    overrides+=("$key")
+    export "POOLGUARD_OVR_$key=$val"
+  done < <(compgen -e | grep '^PGBOUNCER_' | grep -v '_FILE$' || true)
+
+  if [ "${#errors[@]}" -gt 0 ]; then
+    log "configuration error(s):"; local e; for e in "${errors[@]}"; do log "  - $e"; done
+    exit 1
+  fi
+
+  umask 077
+  # Placeholders, then overrides (values come through ENVIRON: no shell or sed escaping).
+  awk '
+    { while (match($0, /\$\{[A-Z_]+\}/)) { n = substr($0, RSTART + 2, RLENGTH - 3); $0 = substr($0, 1, RSTART - 1) ENVIRON[n] substr($0, RSTART + RLENGTH) } }
+    /^\[/ { sec = $0 }
+    sec == "[pgbouncer]" && /^[a-z_]+ = / && (("POOLGUARD_OVR_" $1) in ENVIRON) { $0 = $1 " = " ENVIRON["POOLGUARD_OVR_" $1] }
+    { print }
+  ' "$TEMPLATE" >"$INI.tmp"
+  mv "$INI.tmp" "$INI"
+
+  # auth_file: "user" "password", a double quote doubled.
+  {
+    local u p
+    for u in AUTH ADMIN STATS; do
+      p="PGBOUNCER_${u}_PASSWORD"; n="PGBOUNCER_${u}_USER"
+      printf '"%s" "%s"\n' "${!n}" "${!p//\"/\"\"}"
+    done
+  } >"$USERLIST.tmp"
+  mv "$USERLIST.tmp" "$USERLIST"
+  unset PGBOUNCER_AUTH_PASSWORD PGBOUNCER_ADMIN_PASSWORD PGBOUNCER_STATS_PASSWORD
+
+  # Effective pool settings, for the log (no secrets in this file).
+  local v; v() { awk -v k="$1" '$1==k && $2=="=" {sub(/^[^=]*= /,""); print; exit}' "$INI"; }
+  log "rendered $INI: database ${APP_DB} -> ${POSTGRES_HOST}:${POSTGRES_PORT}, pool_mode=$(v pool_mode) default_pool_size=$(v default_pool_size) min_pool_size=$(v min_pool_size) reserve_pool_size=$(v reserve_pool_size) max_client_conn=$(v max_client_conn) max_db_connections=$(v max_db_connections) idle_transaction_timeout=$(v idle_transaction_timeout)${overrides:+ (overridden: ${overrides[*]})}"
+  local pool reserve maxdb minp
+  pool="$(v default_pool_size)"; reserve="$(v reserve_pool_size)"; maxdb="$(v max_db_connections)"; minp="$(v min_pool_size)"
+  if [ "$maxdb" -gt 0 ] && [ $((pool + reserve)) -gt "$maxdb" ]; then
+    log "WARNING: default_pool_size + reserve_pool_size ($((pool + reserve))) > max_db_connections ($maxdb): the pool can never fill"
+  fi
+  if [ "$minp" -gt "$pool" ]; then
+    log "WARNING: min_pool_size ($minp) > default_pool_size ($pool)"
+  fi
+}
+
+if [ "${1:-}" = "pgbouncer" ]; then
+  [ "$(id -u)" -ne 0 ] || { log "ERROR: refusing to run as root"; exit 1; }
+  render
+fi
+exec "$@"

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Usage: run once by docker-entrypoint.sh on an empty data directory.
+#
+# Creates poolguard's roles and database (passwords from VAR or VAR_FILE):
+#   APP_DB (default app)            owned by APP_USER (default app), password APP_PASSWORD
+#   MONITOR_USER (poolguard_monitor) with pg_monitor, password MONITOR_PASSWORD
+#   PGBOUNCER_AUTH_USER (pgbouncer_auth), password PGBOUNCER_AUTH_PASSWORD: a non-superuser
+#     that may only call pgbouncer.get_auth(), a SECURITY DEFINER lookup in APP_DB with a
+#     fixed search_path, for PgBouncer's auth_query (SCRAM pass-through).
+set -euo pipefail
+
+fail() { printf '[initdb] ERROR: %s\n' "$*" >&2; exit 1; }
+secret() { # secret VAR: print VAR or the contents of VAR_FILE (not both)
+  local var="$1" fvar="${1}_FILE"
+  if [ -n "${!var:-}" ] && [ -n "${!fvar:-}" ]; then fail "both $var and $fvar are set"; fi
+  if [ -n "${!var:-}" ]; then printf '%s' "${!var}"; return; fi
+  if [ -n "${!fvar:-}" ]; then
+    [ -r "${!fvar}" ] || fail "$fvar points to '${!fvar}', which is not readable"
+    printf '%s' "$(<"${!fvar}")"; return
+  fi
+  fail "$var (or ${var}_FILE) is required to create the roles"
+}
+
+APP_DB="${APP_DB:-app}"
+APP_USER="${APP_USER:-app}"
+MONITOR_USER="${MONITOR_USER:-poolguard_monitor}"
+PGBOUNCER_AUTH_USER="${PGBOUNCER_AUTH_USER:-pgbouncer_auth}"
+# Exported for psql's \getenv: passwords never appear on a command line.
+POOLGUARD_APP_PW="$(secret APP_PASSWORD)"
+POOLGUARD_MON_PW="$(secret MONITOR_PASSWORD)"
+POOLGUARD_AUTH_PW="$(secret PGBOUNCER_AUTH_PASSWORD)"
+export POOLGUARD_APP_PW POOLGUARD_MON_PW POOLGUARD_AUTH_PW
+
+q() { psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet -h /var/run/postgresql -U "$POSTGRES_USER" "$@"; }
+
+q -d postgres -v app_user="$APP_USER" -v app_db="$APP_DB" \
+  -v mon_user="$MONITOR_USER" -v auth_user="$PGBOUNCER_AUTH_USER" <<'SQL'
+\getenv app_pw POOLGUARD_APP_PW
+\getenv mon_pw POOLGUARD_MON_PW
+\getenv auth_pw POOLGUARD_AUTH_PW
+SET password_encryption = 'scram-sha-256';
+CREATE ROLE :"app_user" LOGIN PASSWORD :'app_pw';
+CREATE ROLE :"mon_user" LOGIN PASSWORD :'mon_pw' CONNECTION LIMIT 5;
+GRANT pg_monitor TO :"mon_user";
+CREATE ROLE :"auth_user" LOGIN PASSWORD :'auth_pw' CONNECTION LIMIT 5;
+SELECT format('CREATE DATABASE %I OWNER %I', :'app_db', :'app_user')
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'app_db') \gexec
+SELECT format('ALTER DATABASE %I OWNER TO %I', :'app_db', :'app_user') \gexec
+SQL
+
+q -d "$APP_DB" -v auth_user="$PGBOUNCER_AUTH_USER" <<'SQL'
+-- PgBouncer's auth_query: a SECURITY DEFINER lookup owned by the superuser, callable only by
+-- the auth role, returning SCRAM secrets of ordinary login roles (never superusers, never
+-- expired ones: see CVE-2025-2291).
+CREATE SCHEMA pgbouncer;
+REVOKE ALL ON SCHEMA pgbouncer FROM PUBLIC;
+CREATE FUNCTION pgbouncer.get_auth(p_usename text)
+RETURNS TABLE (usename name, passwd text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+  SELECT a.rolname, a.rolpassword
+    FROM pg_catalog.pg_authid a
+   WHERE a.rolname = p_usename
+     AND a.rolcanlogin
+     AND NOT a.rolsuper
+     AND (a.rolvaliduntil IS NULL OR a.rolvaliduntil > pg_catalog.now());
+$fn$;
+REVOKE ALL ON FUNCTION pgbouncer.get_auth(text) FROM PUBLIC;
+GRANT USAGE ON SCHEMA pgbouncer TO :"auth_user";
+GRANT EXECUTE ON FUNCTION pgbouncer.get_auth(text) TO :"auth_user";
+SQL
+
+printf '[initdb] created database %s, roles %s, %s (pg_monitor), %s (auth_query)\n' \
+  "$APP_DB" "$APP_USER" "$MONITOR_USER" "$PGBOUNCER_AUTH_USER" >&2
+unset POOLGUARD_APP_PW POOLGUARD_MON_PW POOLGUARD_AUTH_PW

@@ -1,0 +1,104 @@
+// The sidecar's connections to the stack, and the poll sources built on them.
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { describeError } from './log.js';
+import { PgConnection } from './pg-connection.js';
+import type { SourceSpecs } from './poller.js';
+import type { StackSamples } from './snapshot.js';
+import { collectPgBouncer } from './sources/pgbouncer.js';
+import { collectProbe } from './sources/probe.js';
+import { collectRedis } from './sources/redis.js';
+
+export interface StackClients {
+  pgbouncer: PgConnection;
+  probe: PgConnection;
+  redis: Redis;
+  redisLastError: () => string | undefined;
+  close(): Promise<void>;
+}
+
+export function createClients(config: Config, logger: Logger): StackClients {
+  const common = { connectTimeoutMs: config.sourceTimeoutMs, reconnectMaxMs: config.reconnectMaxMs, logger };
+  const pgbouncer = new PgConnection({ name: 'pgbouncer', target: config.pgbouncer, applicationName: 'poolguard-sidecar', ...common });
+  const probe = new PgConnection({ name: 'probe', target: config.probe, applicationName: 'poolguard-sidecar-probe', ...common });
+
+  let redisError: string | undefined;
+  const redis = new Redis({
+    host: config.redis.host,
+    port: config.redis.port,
+    db: config.redis.db,
+    username: config.redis.username,
+    password: config.redis.password,
+    tls: config.redis.tls ? {} : undefined,
+    connectionName: 'poolguard-sidecar',
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    connectTimeout: config.sourceTimeoutMs,
+    commandTimeout: config.sourceTimeoutMs,
+    retryStrategy: (times) => Math.min(config.reconnectMaxMs, 250 * 2 ** Math.min(times - 1, 16)),
+    // Never reconnect-and-retry on READONLY etc.: report instead.
+    reconnectOnError: () => false,
+  });
+  let redisFailing = false;
+  redis.on('error', (err) => {
+    redisError = describeError(err);
+    if (!redisFailing) logger.warn({ target: 'redis', err }, 'redis connection error');
+    redisFailing = true;
+  });
+  redis.on('ready', () => {
+    if (redisFailing) logger.info({ target: 'redis' }, 'redis reconnected');
+    redisFailing = false;
+    redisError = undefined;
+  });
+  redis.connect().catch(() => undefined);
+
+  return {
+    pgbouncer,
+    probe,
+    redis,
+    redisLastError: () => redisError,
+    async close() {
+      redis.disconnect(false);
+      await Promise.all([pgbouncer.close(), probe.close()]);
+    },
+  };
+}
+
+/** Resolves once the client is ready; rejects after ms with the last connection error. */
+function waitReady(redis: Redis, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onReady = () => done();
+    const timer = setTimeout(() => done(new Error('not connected')), ms);
+    redis.on('ready', onReady);
+  });
+}
+
+export function createSources(clients: StackClients, sourceTimeoutMs: number): SourceSpecs<StackSamples> {
+  const readyWaitMs = Math.floor(sourceTimeoutMs * 0.8);
+  return {
+    pgbouncer: { run: () => collectPgBouncer(clients.pgbouncer), onTimeout: () => clients.pgbouncer.drop(new Error('timeout')) },
+    probe: { run: () => collectProbe(clients.probe), onTimeout: () => clients.probe.drop(new Error('timeout')) },
+    redis: {
+      run: async () => {
+        try {
+          // ioredis reconnects on its own; until it is ready commands fail at once (no offline
+          // queue), so wait for it within this poll's budget.
+          if (clients.redis.status !== 'ready') await waitReady(clients.redis, readyWaitMs);
+          return await collectRedis(clients.redis);
+        } catch (err) {
+          // "Stream isn't writeable" hides the real cause (wrong password, refused): show it.
+          const cause = clients.redisLastError();
+          throw cause && clients.redis.status !== 'ready' ? new Error(cause) : err;
+        }
+      },
+    },
+  };
+}

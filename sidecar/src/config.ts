@@ -1,0 +1,185 @@
+// One schema for every SIDECAR_* variable, validated once. Every bad value is reported in a
+// single ConfigError; main.ts prints it and exits 1 before listening.
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const wholeNumber = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().min(min, `must be >= ${min}`).max(max, `must be <= ${max}`));
+
+const urlWith = (protocols: string[]) =>
+  z.string().refine(
+    (value) => {
+      try {
+        const u = new URL(value);
+        return protocols.includes(u.protocol) && u.hostname !== '';
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')} and naming a host` },
+  );
+
+const pgUrl = urlWith(['postgres:', 'postgresql:']);
+
+const schema = z.object({
+  SIDECAR_HOST: z.string().min(1).default('0.0.0.0'),
+  SIDECAR_PORT: wholeNumber(1, 65535).default(8787),
+  SIDECAR_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  SIDECAR_POLL_INTERVAL_MS: wholeNumber(100, 3_600_000).default(5000),
+  SIDECAR_SOURCE_TIMEOUT_MS: wholeNumber(50, 60_000).default(2000),
+  SIDECAR_RECONNECT_MAX_MS: wholeNumber(100, 600_000).default(5000),
+  SIDECAR_SUMMARY_INTERVAL_MS: wholeNumber(0, 86_400_000).default(60_000),
+  SIDECAR_SHUTDOWN_GRACE_MS: wholeNumber(100, 600_000).default(10_000),
+  SIDECAR_PGBOUNCER_URL: pgUrl.default('postgres://pgbouncer_stats@pgbouncer:6432/pgbouncer'),
+  SIDECAR_PGBOUNCER_PASSWORD: z.string().optional(),
+  SIDECAR_PROBE_URL: pgUrl.default('postgres://poolguard_monitor@pgbouncer:6432/poolguard_probe'),
+  SIDECAR_POSTGRES_URL: pgUrl.default('postgres://poolguard_monitor@postgres:5432/app'),
+  SIDECAR_POSTGRES_PASSWORD: z.string().optional(),
+  SIDECAR_REDIS_URL: urlWith(['redis:', 'rediss:']).default('redis://redis:6379/0'),
+  SIDECAR_REDIS_PASSWORD: z.string().optional(),
+  SIDECAR_TOKEN: z.string().min(16, 'must be at least 16 characters').max(512).optional(),
+});
+
+/** Secrets that may come from VAR or VAR_FILE (never both). */
+const SECRET_VARS = ['SIDECAR_PGBOUNCER_PASSWORD', 'SIDECAR_POSTGRES_PASSWORD', 'SIDECAR_REDIS_PASSWORD', 'SIDECAR_TOKEN'] as const;
+
+export interface PgTarget {
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+  password: string | undefined;
+}
+
+export interface RedisTarget {
+  host: string;
+  port: number;
+  db: number;
+  username: string | undefined;
+  password: string | undefined;
+  tls: boolean;
+}
+
+export interface Config {
+  host: string;
+  port: number;
+  logLevel: string;
+  pollIntervalMs: number;
+  sourceTimeoutMs: number;
+  reconnectMaxMs: number;
+  summaryIntervalMs: number;
+  shutdownGraceMs: number;
+  pgbouncer: PgTarget;
+  probe: PgTarget;
+  postgres: PgTarget;
+  redis: RedisTarget;
+  token: string | undefined;
+}
+
+function pgTarget(raw: string, password: string | undefined, defaultPort: number): PgTarget {
+  const u = new URL(raw);
+  const fromUrl = u.password === '' ? undefined : decodeURIComponent(u.password);
+  return {
+    host: u.hostname,
+    port: u.port === '' ? defaultPort : Number(u.port),
+    user: decodeURIComponent(u.username) || 'postgres',
+    database: decodeURIComponent(u.pathname.replace(/^\//, '')) || 'postgres',
+    password: password ?? fromUrl,
+  };
+}
+
+function redisTarget(raw: string, password: string | undefined): RedisTarget {
+  const u = new URL(raw);
+  const db = u.pathname.replace(/^\//, '');
+  return {
+    host: u.hostname,
+    port: u.port === '' ? 6379 : Number(u.port),
+    db: db === '' ? 0 : Number(db),
+    username: u.username === '' ? undefined : decodeURIComponent(u.username),
+    password: password ?? (u.password === '' ? undefined : decodeURIComponent(u.password)),
+    tls: u.protocol === 'rediss:',
+  };
+}
+
+/** Reads VAR_FILE secrets into VAR; problems are collected, not thrown. */
+function resolveSecretFiles(env: NodeJS.ProcessEnv, problems: string[]): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const name of SECRET_VARS) {
+    const direct = env[name];
+    const file = env[`${name}_FILE`];
+    if (direct !== undefined && direct !== '' && file !== undefined && file !== '') {
+      problems.push(`${name}: both ${name} and ${name}_FILE are set; set only one`);
+      continue;
+    }
+    if (file !== undefined && file !== '') {
+      try {
+        const value = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+        if (value === '') problems.push(`${name}_FILE: ${file} is empty`);
+        else out[name] = value;
+      } catch (err) {
+        problems.push(`${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      }
+    } else if (direct !== undefined) {
+      out[name] = direct;
+    }
+  }
+  return out;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  const problems: string[] = [];
+  const input: Record<string, string | undefined> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key];
+    // An empty string is a value, and a wrong one for every typed variable: report it.
+    if (value !== undefined) input[key] = value;
+  }
+  Object.assign(input, resolveSecretFiles(env, problems));
+  for (const key of Object.keys(env)) {
+    if (key.startsWith('SIDECAR_') && !(key in schema.shape) && !SECRET_VARS.some((s) => key === `${s}_FILE`)) {
+      problems.push(`${key}: unknown variable (known: ${Object.keys(schema.shape).join(', ')})`);
+    }
+  }
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const key = String(issue.path[0] ?? '');
+      const shown = key.endsWith('PASSWORD') || key === 'SIDECAR_TOKEN' ? '' : ` (got ${JSON.stringify(input[key])})`;
+      problems.push(`${key}: ${issue.message}${shown}`);
+    }
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  const c = parsed.data;
+  if (c.SIDECAR_SOURCE_TIMEOUT_MS >= c.SIDECAR_POLL_INTERVAL_MS) {
+    throw new ConfigError([
+      `SIDECAR_SOURCE_TIMEOUT_MS: must be below SIDECAR_POLL_INTERVAL_MS (${c.SIDECAR_SOURCE_TIMEOUT_MS} >= ${c.SIDECAR_POLL_INTERVAL_MS})`,
+    ]);
+  }
+  return {
+    host: c.SIDECAR_HOST,
+    port: c.SIDECAR_PORT,
+    logLevel: c.SIDECAR_LOG_LEVEL,
+    pollIntervalMs: c.SIDECAR_POLL_INTERVAL_MS,
+    sourceTimeoutMs: c.SIDECAR_SOURCE_TIMEOUT_MS,
+    reconnectMaxMs: c.SIDECAR_RECONNECT_MAX_MS,
+    summaryIntervalMs: c.SIDECAR_SUMMARY_INTERVAL_MS,
+    shutdownGraceMs: c.SIDECAR_SHUTDOWN_GRACE_MS,
+    pgbouncer: pgTarget(c.SIDECAR_PGBOUNCER_URL, c.SIDECAR_PGBOUNCER_PASSWORD, 6432),
+    // The probe and the direct connection both log in as the monitoring role.
+    probe: pgTarget(c.SIDECAR_PROBE_URL, c.SIDECAR_POSTGRES_PASSWORD, 6432),
+    postgres: pgTarget(c.SIDECAR_POSTGRES_URL, c.SIDECAR_POSTGRES_PASSWORD, 5432),
+    redis: redisTarget(c.SIDECAR_REDIS_URL, c.SIDECAR_REDIS_PASSWORD),
+    token: c.SIDECAR_TOKEN,
+  };
+}

@@ -1,0 +1,136 @@
+// One persistent node-postgres connection that reconnects with exponential backoff. Queries
+// go through the simple query protocol (no parameters), which PgBouncer's admin console needs.
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { PgTarget } from './config.js';
+import { describeError } from './log.js';
+
+export type Row = Record<string, unknown>;
+
+/** The only thing sources see: a way to run a parameterless query. */
+export interface Queryable {
+  query(sql: string): Promise<Row[]>;
+}
+
+export class NotConnectedError extends Error {
+  constructor(readonly retryInMs: number, readonly lastCause: string) {
+    super(`${lastCause || 'not connected'} (next connection attempt in ${Math.ceil(retryInMs / 100) / 10}s)`);
+    this.name = 'NotConnectedError';
+  }
+}
+
+export interface PgConnectionOptions {
+  name: string;
+  target: PgTarget;
+  applicationName: string;
+  connectTimeoutMs: number;
+  reconnectMaxMs: number;
+  logger: Logger;
+  now?: () => number;
+}
+
+export class PgConnection implements Queryable {
+  private client: pg.Client | undefined;
+  private connecting: Promise<pg.Client> | undefined;
+  private failures = 0;
+  private nextAttemptAt = 0;
+  private lastError = '';
+  private closed = false;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: PgConnectionOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  get connected(): boolean {
+    return this.client !== undefined;
+  }
+
+  async query(sql: string): Promise<Row[]> {
+    const client = await this.connect();
+    try {
+      const res = await client.query(sql);
+      // A multi-statement result is an array; sources send one statement at a time.
+      return (Array.isArray(res) ? (res.at(-1)?.rows ?? []) : res.rows) as Row[];
+    } catch (err) {
+      // Errors from the server on a healthy connection (e.g. permission) keep it; broken
+      // connections are dropped so the next query reconnects.
+      if (!(err instanceof Error && 'severity' in err && (err as { severity?: string }).severity === 'ERROR')) {
+        this.drop(err);
+      }
+      throw err;
+    }
+  }
+
+  /** Drops the connection (e.g. after a timeout), so the next query starts afresh. */
+  drop(reason?: unknown): void {
+    const c = this.client;
+    this.client = undefined;
+    if (c) {
+      c.removeAllListeners('error');
+      c.on('error', () => undefined);
+      c.end().catch(() => undefined);
+      this.opts.logger.warn({ target: this.opts.name, err: reason instanceof Error ? reason : undefined }, 'connection dropped');
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const c = this.client;
+    this.client = undefined;
+    if (c) await c.end().catch(() => undefined);
+  }
+
+  private connect(): Promise<pg.Client> {
+    if (this.client) return Promise.resolve(this.client);
+    if (this.closed) return Promise.reject(new Error('connection closed'));
+    if (this.connecting) return this.connecting;
+    const wait = this.nextAttemptAt - this.now();
+    if (wait > 0) return Promise.reject(new NotConnectedError(wait, this.lastError));
+    this.connecting = this.open().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  private async open(): Promise<pg.Client> {
+    const { target, applicationName, connectTimeoutMs, name, logger } = this.opts;
+    const client = new pg.Client({
+      host: target.host,
+      port: target.port,
+      user: target.user,
+      database: target.database,
+      password: target.password,
+      application_name: applicationName,
+      connectionTimeoutMillis: connectTimeoutMs,
+      keepAlive: true,
+    });
+    client.on('error', (err) => {
+      // Server went away between polls: forget the client; the next poll reconnects.
+      if (this.client === client) {
+        this.client = undefined;
+        logger.warn({ target: name, err }, 'connection lost');
+      }
+    });
+    try {
+      await client.connect();
+    } catch (err) {
+      client.end().catch(() => undefined);
+      this.failures += 1;
+      const backoff = Math.min(this.opts.reconnectMaxMs, 250 * 2 ** Math.min(this.failures - 1, 16));
+      this.nextAttemptAt = this.now() + backoff;
+      this.lastError = describeError(err);
+      if (this.failures === 1) logger.warn({ target: name, err, retryInMs: backoff }, 'cannot connect');
+      throw err;
+    }
+    if (this.failures > 0) logger.info({ target: name, afterFailures: this.failures }, 'reconnected');
+    this.failures = 0;
+    this.nextAttemptAt = 0;
+    if (this.closed) {
+      await client.end().catch(() => undefined);
+      throw new Error('connection closed');
+    }
+    this.client = client;
+    return client;
+  }
+}

@@ -1,0 +1,299 @@
+// The dev compose file, end to end: bring-up, config, pooling limits, prepared statements,
+// volumes, migrations. Everything runs against the real images and compose file.
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, Stack, pgClient, pgConnectError, run, sleep } from './stack.js';
+
+const SLOW_MIGRATION = '-- Up Migration\nSELECT pg_sleep(3);\nCREATE TABLE slow_marker (id int PRIMARY KEY);\nINSERT INTO slow_marker VALUES (1);\n-- Down Migration\nDROP TABLE slow_marker;\n';
+
+/** A migrations folder: the shipped ones plus extra files. */
+function migrationsDir(extra: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'poolguard-mig-'));
+  for (const f of readdirSync(join(ROOT, 'migrations/sql'))) copyFileSync(join(ROOT, 'migrations/sql', f), join(dir, f));
+  for (const [name, sql] of Object.entries(extra)) writeFileSync(join(dir, name), sql);
+  chmodSync(dir, 0o755); // the job runs as uid 10001
+  return dir;
+}
+
+const PORTS = { postgres: 25432, pgbouncer: 26432, redis: 26379, sidecar: 28787 };
+const stack = Stack.dev('poolguard-test-dev', {
+  PUBLISH_POSTGRES_PORT: String(PORTS.postgres),
+  PUBLISH_PGBOUNCER_PORT: String(PORTS.pgbouncer),
+  PUBLISH_REDIS_PORT: String(PORTS.redis),
+  PUBLISH_SIDECAR_PORT: String(PORTS.sidecar),
+  SIDECAR_POLL_INTERVAL_MS: '1000',
+  SIDECAR_SOURCE_TIMEOUT_MS: '800',
+});
+const env = stack.env;
+const app = { user: env.APP_USER!, password: env.APP_PASSWORD!, database: env.APP_DB! };
+const pooled = (extra: pg.ClientConfig = {}) => pgClient({ port: PORTS.pgbouncer, ...app, ...extra });
+const direct = (extra: pg.ClientConfig = {}) => pgClient({ port: PORTS.postgres, ...app, ...extra });
+const admin = () =>
+  pgClient({ port: PORTS.pgbouncer, user: env.PGBOUNCER_ADMIN_USER!, password: env.PGBOUNCER_ADMIN_PASSWORD!, database: 'pgbouncer' });
+
+async function health(): Promise<{ status: number; body: Record<string, any> }> {
+  const res = await fetch(`http://127.0.0.1:${PORTS.sidecar}/health`);
+  return { status: res.status, body: (await res.json()) as Record<string, any> };
+}
+
+let upSeconds = 0;
+
+beforeAll(async () => {
+  await stack.compose(['down', '-v', '--remove-orphans']);
+  const t0 = Date.now();
+  await stack.up();
+  upSeconds = (Date.now() - t0) / 1000;
+  console.log(`dev stack up --wait (images built): ${upSeconds.toFixed(1)} s`);
+});
+
+afterAll(async () => {
+  await stack.down(true);
+});
+
+describe('dev stack bring-up', () => {
+  it('every long-running service is healthy and the migration job exited 0', async () => {
+    const states: Record<string, string> = {};
+    for (const { service, id } of await stack.containers()) {
+      const info = await stack.inspect(id);
+      states[service] = service === 'migrate' ? `exited:${info.State.ExitCode}` : (info.State.Health?.Status ?? 'no-healthcheck');
+    }
+    expect(states).toEqual({ postgres: 'healthy', pgbouncer: 'healthy', redis: 'healthy', sidecar: 'healthy', migrate: 'exited:0' });
+  });
+
+  it('publishes every service on 127.0.0.1 only', async () => {
+    for (const { service, id } of await stack.containers()) {
+      if (service === 'migrate') continue;
+      const ports = (await stack.inspect(id)).NetworkSettings.Ports;
+      const bindings = Object.values(ports).flatMap((b) => b ?? []);
+      expect(bindings.length, service).toBeGreaterThan(0);
+      for (const b of bindings) expect(b.HostIp, service).toBe('127.0.0.1');
+    }
+  });
+
+  it('applied the migration, visible on the direct URL', async () => {
+    const c = await direct();
+    try {
+      const applied = await c.query('SELECT name FROM pgmigrations ORDER BY id');
+      expect(applied.rows.map((r) => r.name)).toEqual(['1763856000000_create-ledger']);
+      const t = await c.query("SELECT to_regclass('public.ledger') AS t");
+      expect(t.rows[0].t).toBe('ledger');
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("SHOW CONFIG on the admin console shows the card's values", async () => {
+    const c = await admin();
+    try {
+      const rows = (await c.query('SHOW CONFIG')).rows as { key: string; value: string }[];
+      const cfg = Object.fromEntries(rows.map((r) => [r.key, r.value]));
+      expect(cfg).toMatchObject({
+        pool_mode: 'transaction',
+        default_pool_size: '25',
+        min_pool_size: '5',
+        reserve_pool_size: '5',
+        reserve_pool_timeout: '3',
+        max_client_conn: '100',
+        max_db_connections: '50',
+        server_lifetime: '3600',
+        server_idle_timeout: '600',
+        query_wait_timeout: '120',
+        auth_type: 'scram-sha-256',
+        auth_user: 'pgbouncer_auth',
+        admin_users: 'pgbouncer_admin',
+        stats_users: 'pgbouncer_stats',
+      });
+      expect(Number(cfg.max_prepared_statements)).toBeGreaterThan(0);
+      expect(cfg.ignore_startup_parameters).toContain('extra_float_digits');
+      expect(cfg.auth_query).toContain('pgbouncer.get_auth');
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('/health answers 200 from real checks of all three backends', async () => {
+    const { status, body } = await health();
+    expect(status).toBe(200);
+    expect(body.healthy).toBe(true);
+    expect(body.database).toMatchObject({ healthy: true, lastError: null, connectionPool: { isPgBouncer: true } });
+    expect(body.database.responseTime).toBeGreaterThan(0);
+    expect(body.pgbouncer).toMatchObject({ healthy: true, version: expect.stringMatching(/^1\.24\./) });
+    expect(body.redis).toMatchObject({ available: true, connected: true, status: 'ready', lastError: null });
+  });
+
+  it('the stats user cannot run admin commands, the app role cannot log into the console', async () => {
+    const stats = await pgClient({ port: PORTS.pgbouncer, user: env.PGBOUNCER_STATS_USER!, password: env.PGBOUNCER_STATS_PASSWORD!, database: 'pgbouncer' });
+    try {
+      await expect(stats.query('PAUSE')).rejects.toThrow(/admin access needed/);
+      expect((await stats.query('SHOW VERSION')).rows[0].version).toMatch(/PgBouncer 1\.24/);
+    } finally {
+      await stats.end();
+    }
+    const err = await pgConnectError({ port: PORTS.pgbouncer, ...app, database: 'pgbouncer' });
+    expect(err?.message).toMatch(/not allowed/);
+  });
+
+  it('a wrong password is refused through PgBouncer and directly', async () => {
+    expect((await pgConnectError({ port: PORTS.pgbouncer, ...app, password: 'wrong' }))?.message).toMatch(/password authentication failed|SASL authentication failed/);
+    expect((await pgConnectError({ port: PORTS.postgres, ...app, password: 'wrong' }))?.message).toMatch(/password authentication failed/);
+  });
+});
+
+describe('pooling limits', () => {
+  it('fills max_client_conn with working clients, holds server connections to pool + reserve, refuses one more', async () => {
+    const console_ = await admin();
+    const clients: pg.Client[] = [];
+    try {
+      const cfg = Object.fromEntries(((await console_.query('SHOW CONFIG')).rows as { key: string; value: string }[]).map((r) => [r.key, r.value]));
+      const maxClientConn = Number(cfg.max_client_conn);
+      const serverCap = Number(cfg.default_pool_size) + Number(cfg.reserve_pool_size);
+      // Every client PgBouncer holds counts, console sessions included (ours and the sidecar's).
+      const taken = (await console_.query('SHOW CLIENTS')).rows.length;
+      const free = maxClientConn - taken;
+      expect(taken).toBeGreaterThanOrEqual(2); // this console session + the sidecar's
+      expect(free).toBeGreaterThan(90);
+
+      for (let i = 0; i < free; i += 1) clients.push(await pooled({ application_name: `fill-${i}` }));
+      const over = await pgConnectError({ port: PORTS.pgbouncer, ...app });
+      expect(over?.message).toBe('no more connections allowed (max_client_conn)');
+
+      let maxServers = 0;
+      let maxBackends = 0;
+      let sampling = true;
+      const watcher = (async () => {
+        const d = await direct();
+        try {
+          while (sampling) {
+            const pools = (await console_.query('SHOW POOLS')).rows as Record<string, string>[];
+            const appPool = pools.find((p) => p.database === app.database && p.user === app.user);
+            if (appPool) {
+              const servers = ['sv_active', 'sv_idle', 'sv_used', 'sv_tested', 'sv_login'].reduce((n, k) => n + Number(appPool[k] ?? 0), 0);
+              maxServers = Math.max(maxServers, servers);
+            }
+            const b = await d.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1 AND backend_type = 'client backend'", [app.user]);
+            maxBackends = Math.max(maxBackends, b.rows[0].n - 1); // minus this watcher
+            await sleep(100);
+          }
+        } finally {
+          await d.end();
+        }
+      })();
+
+      // Every client runs write transactions concurrently (~4 s of load, longer than
+      // reserve_pool_timeout, so the reserve pool is used too).
+      const rounds = 8;
+      const results = await Promise.allSettled(
+        clients.map(async (c, i) => {
+          for (let r = 0; r < rounds; r += 1) {
+            await c.query('BEGIN');
+            await c.query('INSERT INTO ledger (id, writer, amount) VALUES ($1, $2, $3)', [i * 1000 + r, `fill-${i}`, r]);
+            await c.query('SELECT pg_sleep(0.05)');
+            await c.query('COMMIT');
+          }
+        }),
+      );
+      sampling = false;
+      await watcher;
+      const failed = results.filter((r) => r.status === 'rejected');
+      expect(failed.map((f) => String((f as PromiseRejectedResult).reason))).toEqual([]);
+
+      const c = await direct();
+      const n = (await c.query("SELECT count(*)::int AS n FROM ledger WHERE writer LIKE 'fill-%'")).rows[0].n;
+      await c.end();
+      expect(n).toBe(free * rounds);
+      console.log(`clients: ${free} app + ${taken} console/sidecar = ${maxClientConn}; max server connections seen: pool ${maxServers}, pg_stat_activity ${maxBackends} (cap ${serverCap})`);
+      expect(maxServers).toBeGreaterThan(0);
+      expect(maxServers).toBeLessThanOrEqual(serverCap);
+      expect(maxBackends).toBeLessThanOrEqual(serverCap);
+    } finally {
+      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+      await console_.end();
+    }
+  });
+
+  it('named prepared statements and parameterised queries work through PgBouncer', async () => {
+    const clients = await Promise.all([0, 1, 2, 3].map(() => pooled()));
+    try {
+      for (let round = 0; round < 5; round += 1) {
+        await Promise.all(
+          clients.map(async (c, i) => {
+            const named = await c.query({ name: 'poolguard-add', text: 'SELECT $1::int + $2::int AS sum', values: [i, round] });
+            expect(named.rows[0].sum).toBe(i + round);
+            const param = await c.query('SELECT $1::text AS echo, $2::int AS n', [`c${i}`, round]);
+            expect(param.rows[0]).toEqual({ echo: `c${i}`, n: round });
+          }),
+        );
+      }
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
+  });
+});
+
+describe('migrations', () => {
+  it('two concurrent runs serialise on the advisory lock instead of racing', async () => {
+    const dir = migrationsDir({ '1763856000001_slow.sql': SLOW_MIGRATION });
+    const args = ['run', '--rm', '--no-deps', '-v', `${dir}:/extra:ro`, '-e', 'MIGRATIONS_DIR=/extra', 'migrate'];
+    const t0 = Date.now();
+    const [a, b] = await Promise.all([stack.compose(args), stack.compose(args)]);
+    const seconds = (Date.now() - t0) / 1000;
+    expect([a.code, b.code], `${a.stdout}${a.stderr}\n---\n${b.stdout}${b.stderr}`).toEqual([0, 0]);
+    const outputs = `${a.stdout}${a.stderr}${b.stdout}${b.stderr}`;
+    // Exactly one run applied it; the other waited for the lock, then found nothing to do.
+    expect(outputs.match(/MIGRATION 1763856000001_slow \(UP\)/g)?.length).toBe(1);
+    expect(outputs).toMatch(/No migrations to run!/);
+    const c = await direct();
+    try {
+      const rows = await c.query("SELECT count(*)::int AS n FROM pgmigrations WHERE name = '1763856000001_slow'");
+      expect(rows.rows[0].n).toBe(1);
+    } finally {
+      await c.end();
+    }
+    expect(seconds).toBeGreaterThan(3);
+  });
+
+  it('refuses to run migrations through PgBouncer', async () => {
+    const r = await stack.compose(['run', '--rm', '--no-deps', '-e', `DATABASE_URL_DIRECT=postgres://${app.user}@pgbouncer:6432/${app.database}`, 'migrate']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr + r.stdout).toMatch(/points at PgBouncer/);
+  });
+
+  it('a failing migration fails the bring-up and shows its error', async () => {
+    // Runs after the test above: its applied migration must still be in the folder.
+    const dir = migrationsDir({
+      '1763856000001_slow.sql': SLOW_MIGRATION,
+      '1763856000002_broken.sql': '-- Up Migration\nALTER TABLE no_such_table ADD COLUMN x int;\n-- Down Migration\n',
+    });
+    const override = join(mkdtempSync(join(tmpdir(), 'poolguard-override-')), 'override.yml');
+    writeFileSync(override, `services:\n  migrate:\n    environment:\n      MIGRATIONS_DIR: /extra\n    volumes:\n      - ${dir}:/extra:ro\n`);
+    const r = await run(join(ROOT, 'scripts/up.sh'), ['dev', '-p', stack.project, '--env-file', stack.envFile, '-f', override]);
+    expect(r.code).toBe(1);
+    const out = r.stdout + r.stderr;
+    expect(out).toMatch(/relation "no_such_table" does not exist/);
+    expect(out).toMatch(/FAILED to bring docker-compose.dev.yml up healthy/);
+  });
+});
+
+describe('volumes', () => {
+  it('data survives down + up; down -v removes it', async () => {
+    const marker = 424242;
+    let c = await pooled();
+    await c.query("INSERT INTO ledger (id, writer) VALUES ($1, 'volume-test')", [marker]);
+    await c.end();
+
+    await stack.down(false);
+    await stack.up();
+    c = await pooled();
+    expect((await c.query('SELECT writer FROM ledger WHERE id = $1', [marker])).rows).toEqual([{ writer: 'volume-test' }]);
+    await c.end();
+
+    await stack.down(true);
+    await stack.up();
+    c = await direct();
+    expect((await c.query('SELECT count(*)::int AS n FROM ledger')).rows[0].n).toBe(0);
+    await c.end();
+  });
+});

@@ -1,0 +1,145 @@
+// Drives the project's real compose files under a test project name and test host ports.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url)).replace(/\/$/, '');
+const COMPOSE = join(ROOT, 'scripts/compose.sh');
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolvePromise) => {
+    execFile(
+      cmd,
+      args,
+      { cwd: ROOT, env: { ...process.env, ...opts.env }, maxBuffer: 64 * 1024 * 1024, timeout: opts.timeoutMs ?? 300_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+        resolvePromise({ code, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
+  });
+}
+
+/** Parses a compose .env file (KEY=value lines) into an object. */
+export function readEnvFile(path: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line);
+    if (m?.[1]) out[m[1]] = m[2] ?? '';
+  }
+  return out;
+}
+
+export class Stack {
+  readonly envFile: string;
+  readonly dir: string;
+
+  constructor(
+    readonly kind: 'dev' | 'prod',
+    readonly project: string,
+    readonly env: Record<string, string>,
+    readonly extraEnv: Record<string, string> = {},
+  ) {
+    this.dir = mkdtempSync(join(tmpdir(), `${project}-`));
+    this.envFile = join(this.dir, 'env');
+    writeFileSync(this.envFile, Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+  }
+
+  /** A dev stack configured from .env.example with the given overrides. */
+  static dev(project: string, overrides: Record<string, string> = {}): Stack {
+    return new Stack('dev', project, { ...readEnvFile(join(ROOT, '.env.example')), ...overrides });
+  }
+
+  get file(): string {
+    return join(ROOT, `docker-compose.${this.kind}.yml`);
+  }
+
+  compose(args: string[], timeoutMs?: number): Promise<RunResult> {
+    return run(COMPOSE, ['-p', this.project, '-f', this.file, '--env-file', this.envFile, ...args], { env: this.extraEnv, timeoutMs });
+  }
+
+  async mustCompose(args: string[], timeoutMs?: number): Promise<string> {
+    const r = await this.compose(args, timeoutMs);
+    if (r.code !== 0) throw new Error(`compose ${args.join(' ')} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
+    return r.stdout;
+  }
+
+  up(): Promise<string> {
+    return this.mustCompose(['up', '-d', '--wait'], 300_000);
+  }
+
+  down(volumes = true): Promise<string> {
+    return this.mustCompose(['down', '--remove-orphans', ...(volumes ? ['-v'] : [])]);
+  }
+
+  /** Container ids of the project's services (all states). */
+  async containers(): Promise<{ service: string; id: string }[]> {
+    const out = await this.mustCompose(['ps', '-a', '--format', '{{.Service}} {{.ID}}']);
+    return out
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const [service = '', id = ''] = l.split(' ');
+        return { service, id };
+      });
+  }
+
+  async inspect(id: string): Promise<DockerInspect> {
+    const r = await run('docker', ['inspect', id]);
+    if (r.code !== 0) throw new Error(r.stderr);
+    return (JSON.parse(r.stdout) as DockerInspect[])[0]!;
+  }
+
+  async exec(service: string, cmd: string[]): Promise<RunResult> {
+    return this.compose(['exec', '-T', service, ...cmd]);
+  }
+}
+
+export interface DockerInspect {
+  Id: string;
+  Name: string;
+  Config: { User: string; Env: string[]; Labels: Record<string, string> };
+  State: { Status: string; ExitCode: number; Health?: { Status: string } };
+  HostConfig: {
+    ReadonlyRootfs: boolean;
+    CapDrop: string[] | null;
+    CapAdd: string[] | null;
+    SecurityOpt: string[] | null;
+    PortBindings: Record<string, { HostIp: string; HostPort: string }[] | null> | null;
+    RestartPolicy: { Name: string };
+    Memory: number;
+    NanoCpus: number;
+  };
+  NetworkSettings: { Ports: Record<string, { HostIp: string; HostPort: string }[] | null> };
+}
+
+export async function pgClient(cfg: pg.ClientConfig): Promise<pg.Client> {
+  const c = new pg.Client({ host: '127.0.0.1', connectionTimeoutMillis: 10_000, ...cfg });
+  c.on('error', () => undefined);
+  await c.connect();
+  return c;
+}
+
+export async function pgConnectError(cfg: pg.ClientConfig): Promise<Error | undefined> {
+  const c = new pg.Client({ host: '127.0.0.1', connectionTimeoutMillis: 10_000, ...cfg });
+  c.on('error', () => undefined);
+  try {
+    await c.connect();
+    await c.end();
+    return undefined;
+  } catch (err) {
+    return err as Error;
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
