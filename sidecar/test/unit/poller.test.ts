@@ -1,0 +1,88 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { Poller } from '../../src/poller.js';
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('Poller', () => {
+  it('finishes the first poll in start(), then reschedules after each poll, never overlapping', async () => {
+    let running = 0;
+    let maxRunning = 0;
+    let calls = 0;
+    const slow = async () => {
+      running += 1;
+      maxRunning = Math.max(maxRunning, running);
+      calls += 1;
+      await new Promise((r) => setTimeout(r, 300)); // longer than... nothing: interval is 100
+      running -= 1;
+      return calls;
+    };
+    const poller = new Poller({ a: { run: slow } }, { intervalMs: 100, timeoutMs: 1000, now: () => Date.now() });
+    const started = poller.start();
+    expect(poller.ready).toBe(false);
+    await vi.advanceTimersByTimeAsync(300);
+    await started;
+    expect(poller.ready).toBe(true);
+    expect(poller.snapshot.sources.a).toMatchObject({ up: true, sample: 1 });
+    // Next poll starts 100 ms after the previous one ENDED and takes 300 ms.
+    await vi.advanceTimersByTimeAsync(399);
+    expect(calls).toBe(2);
+    expect(poller.snapshot.pollCount).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(poller.snapshot.pollCount).toBe(2);
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(maxRunning).toBe(1);
+    await poller.stop();
+    const after = calls;
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(calls).toBe(after);
+  });
+
+  it('a hung source times out without blocking the others, and its onTimeout runs', async () => {
+    const onTimeout = vi.fn();
+    const poller = new Poller(
+      {
+        hung: { run: () => new Promise<number>(() => undefined), onTimeout },
+        fast: { run: async () => 'ok' },
+      },
+      { intervalMs: 1000, timeoutMs: 200, now: () => Date.now() },
+    );
+    const p = poller.pollOnce();
+    await vi.advanceTimersByTimeAsync(200);
+    await p;
+    const s = poller.snapshot.sources;
+    expect(s.fast).toMatchObject({ up: true, sample: 'ok', lastError: null });
+    expect(s.hung).toMatchObject({ up: false, sample: undefined, lastError: 'timed out after 200 ms', consecutiveFailures: 1, errorsTotal: 1 });
+    expect(s.hung.durationMs).toBe(200);
+    expect(onTimeout).toHaveBeenCalledTimes(1);
+  });
+
+  it('records errors and recovery, with callbacks on the first failure and on recovery', async () => {
+    let fail = true;
+    const onSourceError = vi.fn();
+    const onSourceRecovered = vi.fn();
+    const poller = new Poller(
+      { s: { run: async () => { if (fail) throw new Error('connect ECONNREFUSED 10.0.0.1:5432'); return 1; } } },
+      { intervalMs: 1000, timeoutMs: 200, onSourceError, onSourceRecovered },
+    );
+    await poller.pollOnce();
+    await poller.pollOnce();
+    expect(poller.snapshot.sources.s).toMatchObject({ up: false, lastError: 'connect ECONNREFUSED 10.0.0.1:5432', consecutiveFailures: 2 });
+    expect(onSourceError.mock.calls.map((c) => c[2])).toEqual([true, false]);
+    fail = false;
+    await poller.pollOnce();
+    expect(poller.snapshot.sources.s).toMatchObject({ up: true, lastError: null, consecutiveFailures: 0, errorsTotal: 2 });
+    expect(onSourceRecovered).toHaveBeenCalledWith('s');
+  });
+
+  it('concurrent pollOnce calls share one poll', async () => {
+    let calls = 0;
+    const poller = new Poller({ s: { run: async () => ++calls } }, { intervalMs: 1000, timeoutMs: 200 });
+    await Promise.all([poller.pollOnce(), poller.pollOnce(), poller.pollOnce()]);
+    expect(calls).toBe(1);
+  });
+});
