@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Usage: scripts/up.sh dev|prod [global compose options, e.g. -p NAME --env-file FILE]
 #
-# Brings a stack up with `docker compose up -d --wait`. When that fails it prints what failed:
+# Builds and brings a stack up with `docker compose up -d --build --wait`. When that fails it prints what failed:
 # the migration job's output (its SQL error), unhealthy or exited services and their last log
 # lines, so a half-started stack never goes unnoticed.
 set -euo pipefail
@@ -15,7 +15,7 @@ esac
 shift
 compose=("$root/scripts/compose.sh" -f "$file" "$@")
 start=$(date +%s)
-if "${compose[@]}" up -d --wait; then
+if "${compose[@]}" up -d --build --wait; then
   echo "up: $file is up and healthy in $(( $(date +%s) - start )) s" >&2
   "${compose[@]}" ps
   exit 0

@@ -1,16 +1,23 @@
 // buildApp(deps) wires routes to a snapshot reader. It never listens and never touches the
 // process: main.ts does that. Tests call it with fakes and use app.inject.
+import bearerAuth from '@fastify/bearer-auth';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { healthBody } from './health.js';
+import type { Registry } from 'prom-client';
+import type { AlertItem } from './alerts/engine.js';
+import { healthBody, poolBody } from './health.js';
 import type { StackSnapshot } from './snapshot.js';
 
 export interface AppDeps {
   logger: Logger;
   snapshot: () => StackSnapshot;
+  alerts: () => AlertItem[];
+  registry: Registry;
   redisStatus: () => string;
   isShuttingDown: () => boolean;
   pollIntervalMs: number;
+  /** When set, /pool, /alerts and /metrics need "Authorization: Bearer <token>". */
+  token?: string | undefined;
   now?: () => Date;
 }
 
@@ -22,6 +29,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: 1024,
     routerOptions: { maxParamLength: 100 },
     return503OnClosing: true,
+    requestTimeout: 10_000,
   });
 
   app.setNotFoundHandler((req, reply) => {
@@ -47,6 +55,31 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const body = healthBody(deps.snapshot(), { isShuttingDown: deps.isShuttingDown(), redisStatus: deps.redisStatus(), now: now() });
     if (!body.healthy) void reply.code(503).header('Retry-After', retryAfter);
     return body;
+  });
+
+  // Monitoring detail: behind the bearer token when one is configured.
+  await app.register(async (scope) => {
+    if (deps.token) {
+      await scope.register(bearerAuth, { keys: new Set([deps.token]), errorResponse: () => ({ error: 'Unauthorized' }), verifyErrorLogLevel: 'debug' });
+      scope.addHook('onResponse', async (req, reply) => {
+        if (reply.statusCode === 401) {
+          // Never the token itself: only whether one was sent.
+          req.log.warn({ path: req.url.split('?')[0], ip: req.ip, authorization: req.headers.authorization ? 'wrong token' : 'missing' }, 'unauthorized request');
+        }
+      });
+    }
+
+    scope.get('/pool', async () => poolBody(deps.snapshot(), now()));
+
+    scope.get('/alerts', async () => {
+      const items = deps.alerts();
+      return { alerts: items.map((a) => `${a.severity}: ${a.summary}`), count: items.length, timestamp: now().toISOString(), items };
+    });
+
+    scope.get('/metrics', async (_req, reply) => {
+      const text = await deps.registry.metrics();
+      return reply.header('content-type', deps.registry.contentType).send(text);
+    });
   });
 
   return app;

@@ -7,12 +7,14 @@ import { PgConnection } from './pg-connection.js';
 import type { SourceSpecs } from './poller.js';
 import type { StackSamples } from './snapshot.js';
 import { collectPgBouncer } from './sources/pgbouncer.js';
+import { collectPostgres } from './sources/postgres.js';
 import { collectProbe } from './sources/probe.js';
 import { collectRedis } from './sources/redis.js';
 
 export interface StackClients {
   pgbouncer: PgConnection;
   probe: PgConnection;
+  postgres: PgConnection;
   redis: Redis;
   redisLastError: () => string | undefined;
   close(): Promise<void>;
@@ -22,6 +24,7 @@ export function createClients(config: Config, logger: Logger): StackClients {
   const common = { connectTimeoutMs: config.sourceTimeoutMs, reconnectMaxMs: config.reconnectMaxMs, logger };
   const pgbouncer = new PgConnection({ name: 'pgbouncer', target: config.pgbouncer, applicationName: 'poolguard-sidecar', ...common });
   const probe = new PgConnection({ name: 'probe', target: config.probe, applicationName: 'poolguard-sidecar-probe', ...common });
+  const postgres = new PgConnection({ name: 'postgres', target: config.postgres, applicationName: 'poolguard-sidecar', ...common });
 
   let redisError: string | undefined;
   const redis = new Redis({
@@ -57,11 +60,12 @@ export function createClients(config: Config, logger: Logger): StackClients {
   return {
     pgbouncer,
     probe,
+    postgres,
     redis,
     redisLastError: () => redisError,
     async close() {
       redis.disconnect(false);
-      await Promise.all([pgbouncer.close(), probe.close()]);
+      await Promise.all([pgbouncer.close(), probe.close(), postgres.close()]);
     },
   };
 }
@@ -86,6 +90,7 @@ export function createSources(clients: StackClients, sourceTimeoutMs: number): S
   return {
     pgbouncer: { run: () => collectPgBouncer(clients.pgbouncer), onTimeout: () => clients.pgbouncer.drop(new Error('timeout')) },
     probe: { run: () => collectProbe(clients.probe), onTimeout: () => clients.probe.drop(new Error('timeout')) },
+    postgres: { run: () => collectPostgres(clients.postgres), onTimeout: () => clients.postgres.drop(new Error('timeout')) },
     redis: {
       run: async () => {
         try {

@@ -2,6 +2,9 @@
 // single ConfigError; main.ts prints it and exits 1 before listening.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { DEFAULT_RULES, type RuleOverride } from './alerts/rules.js';
+
+const RULE_NAMES = DEFAULT_RULES.map((r) => r.name);
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -32,6 +35,26 @@ const urlWith = (protocols: string[]) =>
 
 const pgUrl = urlWith(['postgres:', 'postgresql:']);
 
+const fraction = z
+  .string()
+  .regex(/^\d+(\.\d+)?$/, 'must be a number such as 0.05')
+  .transform(Number)
+  .pipe(z.number().min(0, 'must be >= 0').max(0.5, 'must be <= 0.5'));
+
+const level = z.number().nonnegative().nullable().optional();
+const ruleOverride = z.strictObject({ warning: level, critical: level, forMs: z.number().int().nonnegative().optional(), enabled: z.boolean().optional() });
+const ruleOverrides = z
+  .string()
+  .transform((text, ctx) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be a JSON object such as {"pgbouncer_pool_utilization":{"warning":70,"forMs":30000}}' });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.record(z.enum(RULE_NAMES as [string, ...string[]]), ruleOverride));
+
 const schema = z.object({
   SIDECAR_HOST: z.string().min(1).default('0.0.0.0'),
   SIDECAR_PORT: wholeNumber(1, 65535).default(8787),
@@ -49,10 +72,17 @@ const schema = z.object({
   SIDECAR_REDIS_URL: urlWith(['redis:', 'rediss:']).default('redis://redis:6379/0'),
   SIDECAR_REDIS_PASSWORD: z.string().optional(),
   SIDECAR_TOKEN: z.string().min(16, 'must be at least 16 characters').max(512).optional(),
+  SIDECAR_ALERT_FOR_MS: wholeNumber(0, 86_400_000).default(15_000),
+  SIDECAR_ALERT_RESOLVE_FOR_MS: wholeNumber(0, 86_400_000).default(15_000),
+  SIDECAR_ALERT_HYSTERESIS: fraction.default(0.05),
+  SIDECAR_ALERT_RULES: ruleOverrides.default({}),
+  SIDECAR_ALERT_WEBHOOK_URL: urlWith(['http:', 'https:']).optional(),
+  SIDECAR_ALERT_WEBHOOK_TIMEOUT_MS: wholeNumber(100, 60_000).default(5000),
+  SIDECAR_ALERT_WEBHOOK_RETRIES: wholeNumber(0, 10).default(3),
 });
 
 /** Secrets that may come from VAR or VAR_FILE (never both). */
-const SECRET_VARS = ['SIDECAR_PGBOUNCER_PASSWORD', 'SIDECAR_POSTGRES_PASSWORD', 'SIDECAR_REDIS_PASSWORD', 'SIDECAR_TOKEN'] as const;
+const SECRET_VARS = ['SIDECAR_PGBOUNCER_PASSWORD', 'SIDECAR_POSTGRES_PASSWORD', 'SIDECAR_REDIS_PASSWORD', 'SIDECAR_TOKEN', 'SIDECAR_ALERT_WEBHOOK_URL'] as const;
 
 export interface PgTarget {
   host: string;
@@ -85,6 +115,13 @@ export interface Config {
   postgres: PgTarget;
   redis: RedisTarget;
   token: string | undefined;
+  alerts: {
+    forMs: number;
+    resolveForMs: number;
+    hysteresis: number;
+    overrides: Record<string, RuleOverride>;
+    webhook: { url: string; timeoutMs: number; retries: number } | undefined;
+  };
 }
 
 function pgTarget(raw: string, password: string | undefined, defaultPort: number): PgTarget {
@@ -155,7 +192,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const key = String(issue.path[0] ?? '');
-      const shown = key.endsWith('PASSWORD') || key === 'SIDECAR_TOKEN' ? '' : ` (got ${JSON.stringify(input[key])})`;
+      const shown = (SECRET_VARS as readonly string[]).includes(key) ? '' : ` (got ${JSON.stringify(input[key])})`;
       problems.push(`${key}: ${issue.message}${shown}`);
     }
   }
@@ -181,5 +218,14 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     postgres: pgTarget(c.SIDECAR_POSTGRES_URL, c.SIDECAR_POSTGRES_PASSWORD, 5432),
     redis: redisTarget(c.SIDECAR_REDIS_URL, c.SIDECAR_REDIS_PASSWORD),
     token: c.SIDECAR_TOKEN,
+    alerts: {
+      forMs: c.SIDECAR_ALERT_FOR_MS,
+      resolveForMs: c.SIDECAR_ALERT_RESOLVE_FOR_MS,
+      hysteresis: c.SIDECAR_ALERT_HYSTERESIS,
+      overrides: c.SIDECAR_ALERT_RULES,
+      webhook: c.SIDECAR_ALERT_WEBHOOK_URL
+        ? { url: c.SIDECAR_ALERT_WEBHOOK_URL, timeoutMs: c.SIDECAR_ALERT_WEBHOOK_TIMEOUT_MS, retries: c.SIDECAR_ALERT_WEBHOOK_RETRIES }
+        : undefined,
+    },
   };
 }

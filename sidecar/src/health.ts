@@ -1,6 +1,7 @@
 // /health and /pool bodies: pure functions of the snapshot.
 import type { StackSnapshot } from './snapshot.js';
 import type { PgBouncerSample } from './sources/pgbouncer.js';
+import { clientConnections, usableConnections } from './sources/postgres.js';
 
 export interface PoolFigures {
   active: number;
@@ -11,11 +12,13 @@ export interface PoolFigures {
 }
 
 const pct = (part: number, whole: number) => (whole > 0 ? Math.round((part / whole) * 1000) / 10 : 0);
+/** PgBouncer databases that are not the application's: the admin console and the sidecar's probe. */
+export const SYSTEM_DBS = new Set(['pgbouncer', 'poolguard_probe']);
 
 /** Server connections of the application's pools (every pool but the admin console and probe). */
 export function serverPoolFigures(sample: PgBouncerSample | undefined, appDb?: string): PoolFigures {
   if (!sample) return { active: 0, idle: 0, total: 0, max: 0, utilizationPercent: 0 };
-  const isApp = (db: string) => db !== 'pgbouncer' && db !== 'poolguard_probe' && (appDb === undefined || db === appDb);
+  const isApp = (db: string) => !SYSTEM_DBS.has(db) && (appDb === undefined || db === appDb);
   let active = 0;
   let idle = 0;
   for (const p of sample.pools) {
@@ -33,52 +36,110 @@ export function serverPoolFigures(sample: PgBouncerSample | undefined, appDb?: s
   return { active, idle, total, max, utilizationPercent: pct(total, max) };
 }
 
+interface Backend {
+  lastPollAt: string | null;
+  lastError: string | null;
+}
+
 export interface HealthBody {
   healthy: boolean;
   timestamp: string;
   isShuttingDown: boolean;
-  database: {
+  database: Backend & {
     healthy: boolean;
     responseTime: number | null;
-    lastPollAt: string | null;
-    lastError: string | null;
     connectionPool: PoolFigures & { isPgBouncer: true; isShuttingDown: boolean };
   };
-  pgbouncer: { healthy: boolean; version: string | null; lastPollAt: string | null; lastError: string | null };
-  redis: {
-    available: boolean;
-    connected: boolean;
-    status: string;
-    responseTime: number | null;
-    lastPollAt: string | null;
-    lastError: string | null;
-  };
+  pgbouncer: Backend & { healthy: boolean; version: string | null };
+  postgres: Backend & { healthy: boolean; version: string | null; connections: number | null; maxConnections: number | null };
+  redis: Backend & { available: boolean; connected: boolean; status: string; responseTime: number | null };
 }
 
+const backend = (s: { lastPollAt: string | null; lastError: string | null }): Backend => ({ lastPollAt: s.lastPollAt, lastError: s.lastError });
+
 export function healthBody(snap: StackSnapshot, opts: { isShuttingDown: boolean; redisStatus: string; now: Date }): HealthBody {
-  const { pgbouncer, probe, redis } = snap.sources;
-  const database = {
-    healthy: probe.up,
-    responseTime: probe.sample?.responseTimeMs ?? null,
-    lastPollAt: probe.lastPollAt,
-    lastError: probe.lastError,
-    connectionPool: { ...serverPoolFigures(pgbouncer.sample), isPgBouncer: true as const, isShuttingDown: opts.isShuttingDown },
-  };
+  const { pgbouncer, probe, postgres, redis } = snap.sources;
+  const pg = postgres.sample;
   const body: HealthBody = {
     healthy: false,
     timestamp: opts.now.toISOString(),
     isShuttingDown: opts.isShuttingDown,
-    database,
-    pgbouncer: { healthy: pgbouncer.up, version: pgbouncer.sample?.version ?? null, lastPollAt: pgbouncer.lastPollAt, lastError: pgbouncer.lastError },
+    // "database" is what an app sees: a query through PgBouncer.
+    database: {
+      healthy: probe.up,
+      responseTime: probe.sample?.responseTimeMs ?? null,
+      ...backend(probe),
+      connectionPool: { ...serverPoolFigures(pgbouncer.sample), isPgBouncer: true, isShuttingDown: opts.isShuttingDown },
+    },
+    pgbouncer: { healthy: pgbouncer.up, version: pgbouncer.sample?.version ?? null, ...backend(pgbouncer) },
+    postgres: {
+      healthy: postgres.up,
+      version: pg?.version ?? null,
+      connections: pg ? clientConnections(pg) : null,
+      maxConnections: pg ? usableConnections(pg) : null,
+      ...backend(postgres),
+    },
     redis: {
       available: redis.up,
       connected: opts.redisStatus === 'ready',
       status: opts.redisStatus,
       responseTime: redis.sample?.pingMs ?? null,
-      lastPollAt: redis.lastPollAt,
-      lastError: redis.lastError,
+      ...backend(redis),
     },
   };
-  body.healthy = snap.pollCount > 0 && !opts.isShuttingDown && database.healthy && pgbouncer.up && redis.up;
+  body.healthy = snap.pollCount > 0 && !opts.isShuttingDown && probe.up && pgbouncer.up && postgres.up && redis.up;
   return body;
+}
+
+export function poolBody(snap: StackSnapshot, now: Date) {
+  const { pgbouncer, probe, postgres, redis } = snap.sources;
+  const figures = serverPoolFigures(pgbouncer.sample);
+  const pb = pgbouncer.sample;
+  const maxClients = Number(pb?.config.max_client_conn ?? 0);
+  const usedClients = pb?.lists.used_clients ?? 0;
+  const info = redis.sample?.info;
+  const redisClients = Number(info?.connected_clients ?? 0);
+  const redisMax = Number(info?.maxclients ?? 0);
+  const pg = postgres.sample;
+  return {
+    timestamp: now.toISOString(),
+    database: {
+      utilizationPercent: figures.utilizationPercent,
+      activeConnections: figures.active,
+      idleConnections: figures.idle,
+      totalConnections: figures.total,
+      maxConnections: figures.max,
+      isHealthy: probe.up && pgbouncer.up,
+    },
+    pgbouncer: {
+      clients: { used: usedClients, max: maxClients, utilizationPercent: pct(usedClients, maxClients) },
+      pools: (pb?.pools ?? []).map((p) => {
+        const db = pb?.databases.find((d) => d.name === p.database);
+        return {
+          database: p.database,
+          user: p.user,
+          clientActive: p.clActive,
+          clientWaiting: p.clWaiting,
+          serverActive: p.svActive,
+          serverIdle: p.svIdle,
+          serverUsed: p.svUsed,
+          maxwaitSeconds: Math.round(p.maxwaitSeconds * 1e6) / 1e6,
+          poolSize: db?.poolSize ?? null,
+          reservePool: db?.reservePool ?? null,
+          poolMode: p.poolMode,
+        };
+      }),
+    },
+    postgres: pg
+      ? { connections: clientConnections(pg), maxConnections: usableConnections(pg), utilizationPercent: pct(clientConnections(pg), usableConnections(pg)), isHealthy: postgres.up }
+      : { connections: null, maxConnections: null, utilizationPercent: null, isHealthy: false },
+    redis: {
+      isHealthy: redis.up,
+      connectedClients: info ? redisClients : null,
+      maxClients: info ? redisMax : null,
+      utilizationPercent: info ? pct(redisClients, redisMax) : null,
+      usedMemoryBytes: info ? Number(info.used_memory ?? 0) : null,
+      maxMemoryBytes: info ? Number(info.maxmemory ?? 0) : null,
+    },
+  };
 }

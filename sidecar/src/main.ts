@@ -1,11 +1,9 @@
 // The only module that touches the process: reads env, handles signals, listens.
 import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
-import { createClients, createSources } from './clients.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './log.js';
-import { Poller } from './poller.js';
-import type { StackSamples } from './snapshot.js';
+import { createMonitor } from './monitor.js';
 
 async function main(): Promise<void> {
   let config: Config;
@@ -19,40 +17,34 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
-  const clients = createClients(config, logger);
-  const poller = new Poller<StackSamples>(createSources(clients, config.sourceTimeoutMs), {
-    intervalMs: config.pollIntervalMs,
-    timeoutMs: config.sourceTimeoutMs,
-    onSourceError: (source, err, first) => {
-      if (first) logger.warn({ source, err }, 'source down');
-    },
-    onSourceRecovered: (source) => logger.info({ source }, 'source up'),
-  });
+  const monitor = createMonitor(config, logger);
 
   let shuttingDown = false;
   const app = await buildApp({
     logger,
-    snapshot: () => poller.snapshot,
-    redisStatus: () => clients.redis.status,
+    snapshot: () => monitor.poller.snapshot,
+    alerts: () => monitor.engine.firing(),
+    registry: monitor.registry,
+    redisStatus: () => monitor.clients.redis.status,
     isShuttingDown: () => shuttingDown,
     pollIntervalMs: config.pollIntervalMs,
+    token: config.token,
   });
 
-  // close-with-grace: first signal closes gracefully within the grace; a second one, or the
-  // grace running out, exits 1.
+  // close-with-grace: the first signal closes gracefully within the grace period; a second
+  // signal, or the grace running out, exits 1.
   closeWithGrace({ delay: config.shutdownGraceMs, logger }, async ({ signal, err }) => {
     shuttingDown = true;
     if (err) logger.error({ err }, 'fatal error, shutting down');
     else logger.info({ signal }, 'shutting down');
-    await poller.stop();
-    await app.close();
-    await clients.close();
+    await app.close(); // stops accepting, lets in-flight requests finish
+    await monitor.stop(); // stops polling, waits for a poll in flight, closes the clients
     logger.info('shutdown complete');
   });
 
-  await poller.start();
-  const s = poller.snapshot.sources;
-  logger.info({ pgbouncer: s.pgbouncer.up, probe: s.probe.up, redis: s.redis.up }, 'first poll done');
+  await monitor.start(); // the first poll finishes before the server listens
+  const s = monitor.poller.snapshot.sources;
+  logger.info({ pgbouncer: s.pgbouncer.up, probe: s.probe.up, postgres: s.postgres.up, redis: s.redis.up, token: config.token ? 'set' : 'not set' }, 'first poll done');
   await app.listen({ host: config.host, port: config.port });
 }
 

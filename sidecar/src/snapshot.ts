@@ -1,5 +1,6 @@
 import type { Snapshot } from './poller.js';
 import type { PgBouncerSample } from './sources/pgbouncer.js';
+import type { PostgresSample } from './sources/postgres.js';
 import type { ProbeSample } from './sources/probe.js';
 import type { RedisSample } from './sources/redis.js';
 
@@ -7,6 +8,7 @@ import type { RedisSample } from './sources/redis.js';
 export type StackSamples = {
   pgbouncer: PgBouncerSample;
   probe: ProbeSample;
+  postgres: PostgresSample;
   redis: RedisSample;
 };
 

@@ -1,0 +1,210 @@
+// Prometheus metrics, drop-in compatible with pgbouncer_exporter (>= 0.11), postgres_exporter
+// and redis_exporter names. Every family is a row of one table; collect() fills it from the
+// snapshot, so a scrape never queries a backend. The `up` gauges are always present.
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { AlertEngine } from './alerts/engine.js';
+import type { StackSnapshot } from './snapshot.js';
+import { ACTIVITY_STATES } from './sources/postgres.js';
+
+type Labels = Record<string, string>;
+type Sample = [Labels, number];
+
+interface Family {
+  name: string;
+  help: string;
+  type: 'gauge' | 'counter';
+  labels?: string[];
+  samples: (snap: StackSnapshot, alerts: AlertEngine) => Sample[];
+}
+
+const seconds = (us: number) => us / 1e6;
+const n = (v: string | undefined) => (v === undefined || v === '' ? NaN : Number(v));
+const defined = (s: Sample[]) => s.filter(([, v]) => Number.isFinite(v));
+
+/** One sample per PgBouncer pool. */
+const perPool = (get: (p: NonNullable<StackSnapshot['sources']['pgbouncer']['sample']>['pools'][number]) => number) => (snap: StackSnapshot): Sample[] =>
+  (snap.sources.pgbouncer.sample?.pools ?? []).map((p) => [{ database: p.database, user: p.user }, get(p)]);
+
+const perDatabase = (get: (d: NonNullable<StackSnapshot['sources']['pgbouncer']['sample']>['databases'][number]) => number) => (snap: StackSnapshot): Sample[] =>
+  (snap.sources.pgbouncer.sample?.databases ?? []).map((d) => [
+    { name: d.name, host: d.host, port: d.port, database: d.database, force_user: d.forceUser, pool_mode: d.poolMode },
+    get(d),
+  ]);
+
+const perStats = (get: (s: NonNullable<StackSnapshot['sources']['pgbouncer']['sample']>['stats'][number]) => number | undefined) => (snap: StackSnapshot): Sample[] =>
+  (snap.sources.pgbouncer.sample?.stats ?? []).flatMap((s): Sample[] => {
+    const v = get(s);
+    return v === undefined ? [] : [[{ database: s.database }, v]];
+  });
+
+const list = (name: string) => (snap: StackSnapshot): Sample[] => {
+  const v = snap.sources.pgbouncer.sample?.lists[name];
+  return v === undefined ? [] : [[{}, v]];
+};
+
+const redisField = (field: string) => (snap: StackSnapshot): Sample[] => defined([[{}, n(snap.sources.redis.sample?.info[field])]]);
+
+const POOL = ['database', 'user'];
+const DB = ['name', 'host', 'port', 'database', 'force_user', 'pool_mode'];
+
+export const FAMILIES: Family[] = [
+  // ---- PgBouncer (pgbouncer_exporter names) ----
+  { name: 'pgbouncer_up', help: 'The PgBouncer admin console answered the last poll (1) or not (0).', type: 'gauge', samples: (s) => [[{}, s.sources.pgbouncer.up ? 1 : 0]] },
+  { name: 'pgbouncer_version_info', help: 'The PgBouncer version.', type: 'gauge', labels: ['version'], samples: (s) => (s.sources.pgbouncer.sample ? [[{ version: s.sources.pgbouncer.sample.version }, 1]] : []) },
+  { name: 'pgbouncer_pools_client_active_connections', help: 'Client connections linked to a server connection and able to process queries.', type: 'gauge', labels: POOL, samples: perPool((p) => p.clActive) },
+  { name: 'pgbouncer_pools_client_waiting_connections', help: 'Client connections waiting on a server connection.', type: 'gauge', labels: POOL, samples: perPool((p) => p.clWaiting) },
+  { name: 'pgbouncer_pools_client_active_cancel_connections', help: 'Client connections that have forwarded query cancellations to the server.', type: 'gauge', labels: POOL, samples: perPool((p) => p.clActiveCancelReq) },
+  { name: 'pgbouncer_pools_client_waiting_cancel_connections', help: 'Client connections with cancellations not yet forwarded.', type: 'gauge', labels: POOL, samples: perPool((p) => p.clWaitingCancelReq) },
+  { name: 'pgbouncer_pools_server_active_connections', help: 'Server connections linked to a client.', type: 'gauge', labels: POOL, samples: perPool((p) => p.svActive) },
+  { name: 'pgbouncer_pools_server_active_cancel_connections', help: 'Server connections forwarding a cancel request.', type: 'gauge', labels: POOL, samples: perPool((p) => p.svActiveCancel) },
+  { name: 'pgbouncer_pools_server_being_canceled_connections', help: 'Server connections being canceled.', type: 'gauge', labels: POOL, samples: perPool((p) => p.svBeingCanceled) },
+  { name: 'pgbouncer_pools_server_idle_connections', help: 'Server connections unused and immediately usable.', type: 'gauge', labels: POOL, samples: perPool((p) => p.svIdle) },
+  { name: 'pgbouncer_pools_server_used_connections', help: 'Server connections idle longer than server_check_delay.', type: 'gauge', labels: POOL, samples: perPool((p) => p.svUsed) },
+  { name: 'pgbouncer_pools_server_testing_connections', help: 'Server connections running server_reset_query or server_check_query.', type: 'gauge', labels: POOL, samples: perPool((p) => p.svTested) },
+  { name: 'pgbouncer_pools_server_login_connections', help: 'Server connections logging in.', type: 'gauge', labels: POOL, samples: perPool((p) => p.svLogin) },
+  { name: 'pgbouncer_pools_client_maxwait_seconds', help: 'Wait of the oldest waiting client, seconds (maxwait + maxwait_us: sub-second precision).', type: 'gauge', labels: POOL, samples: perPool((p) => p.maxwaitSeconds) },
+  { name: 'pgbouncer_databases_pool_size', help: 'Maximum server connections per pool.', type: 'gauge', labels: DB, samples: perDatabase((d) => d.poolSize) },
+  { name: 'pgbouncer_databases_reserve_pool', help: 'Extra server connections of the reserve pool.', type: 'gauge', labels: DB, samples: perDatabase((d) => d.reservePool) },
+  { name: 'pgbouncer_databases_max_connections', help: 'Maximum server connections for the database (0 = unlimited).', type: 'gauge', labels: DB, samples: perDatabase((d) => d.maxConnections) },
+  { name: 'pgbouncer_databases_current_connections', help: 'Current server connections for the database.', type: 'gauge', labels: DB, samples: perDatabase((d) => d.currentConnections) },
+  { name: 'pgbouncer_databases_paused', help: '1 if the database is paused.', type: 'gauge', labels: DB, samples: perDatabase((d) => d.paused) },
+  { name: 'pgbouncer_databases_disabled', help: '1 if the database is disabled.', type: 'gauge', labels: DB, samples: perDatabase((d) => d.disabled) },
+  { name: 'pgbouncer_stats_queries_pooled_total', help: 'SQL queries pooled.', type: 'counter', labels: ['database'], samples: perStats((s) => s.queryCount) },
+  { name: 'pgbouncer_stats_queries_duration_seconds_total', help: 'Seconds spent in queries.', type: 'counter', labels: ['database'], samples: perStats((s) => seconds(s.queryTimeUs)) },
+  { name: 'pgbouncer_stats_client_wait_seconds_total', help: 'Seconds clients spent waiting for a server.', type: 'counter', labels: ['database'], samples: perStats((s) => seconds(s.waitTimeUs)) },
+  { name: 'pgbouncer_stats_sql_transactions_pooled_total', help: 'SQL transactions pooled.', type: 'counter', labels: ['database'], samples: perStats((s) => s.xactCount) },
+  { name: 'pgbouncer_stats_server_in_transaction_seconds_total', help: 'Seconds a server connection spent in a transaction.', type: 'counter', labels: ['database'], samples: perStats((s) => seconds(s.xactTimeUs)) },
+  { name: 'pgbouncer_stats_received_bytes_total', help: 'Bytes received from clients.', type: 'counter', labels: ['database'], samples: perStats((s) => s.receivedBytes) },
+  { name: 'pgbouncer_stats_sent_bytes_total', help: 'Bytes sent to clients.', type: 'counter', labels: ['database'], samples: perStats((s) => s.sentBytes) },
+  { name: 'pgbouncer_stats_server_assignments_total', help: 'Times a server was assigned to a client (1.23+).', type: 'counter', labels: ['database'], samples: perStats((s) => s.serverAssignmentCount) },
+  { name: 'pgbouncer_stats_client_parses_total', help: 'Prepared statements created by clients (1.24+).', type: 'counter', labels: ['database'], samples: perStats((s) => s.clientParseCount) },
+  { name: 'pgbouncer_stats_server_parses_total', help: 'Prepared statements created on servers (1.24+).', type: 'counter', labels: ['database'], samples: perStats((s) => s.serverParseCount) },
+  { name: 'pgbouncer_stats_binds_total', help: 'Prepared statements readied for execution (1.24+).', type: 'counter', labels: ['database'], samples: perStats((s) => s.bindCount) },
+  { name: 'pgbouncer_config_max_client_connections', help: 'Config max_client_conn.', type: 'gauge', samples: (s) => defined([[{}, n(s.sources.pgbouncer.sample?.config.max_client_conn)]]) },
+  { name: 'pgbouncer_config_max_user_connections', help: 'Config max_user_connections.', type: 'gauge', samples: (s) => defined([[{}, n(s.sources.pgbouncer.sample?.config.max_user_connections)]]) },
+  ...(['databases', 'users', 'pools', 'free_clients', 'used_clients', 'login_clients', 'free_servers', 'used_servers', 'dns_names', 'dns_zones', 'dns_queries', 'dns_pending'] as const).map(
+    (l): Family => ({ name: `pgbouncer_${l}`, help: `SHOW LISTS ${l}.`, type: 'gauge', samples: list(l) }),
+  ),
+
+  // ---- Postgres (postgres_exporter names) ----
+  { name: 'pg_up', help: 'The direct Postgres connection answered the last poll (1) or not (0).', type: 'gauge', samples: (s) => [[{}, s.sources.postgres.up ? 1 : 0]] },
+  {
+    name: 'pg_stat_activity_count',
+    help: 'Client backends by database and state (every state, 0 included).',
+    type: 'gauge',
+    labels: ['datname', 'state'],
+    samples: (s) => {
+      const pg = s.sources.postgres.sample;
+      if (!pg) return [];
+      const counts = new Map<string, number>();
+      for (const db of pg.databases) for (const st of ACTIVITY_STATES) counts.set(`${db}\u0000${st}`, 0);
+      for (const g of pg.activity) counts.set(`${g.datname}\u0000${g.state}`, (counts.get(`${g.datname}\u0000${g.state}`) ?? 0) + g.count);
+      return [...counts].map(([k, v]) => {
+        const [datname = '', state = ''] = k.split('\u0000');
+        return [{ datname, state }, v];
+      });
+    },
+  },
+  {
+    name: 'pg_stat_activity_max_tx_duration',
+    help: 'Oldest open transaction by database and state, seconds.',
+    type: 'gauge',
+    labels: ['datname', 'state'],
+    samples: (s) => {
+      const pg = s.sources.postgres.sample;
+      if (!pg) return [];
+      const max = new Map<string, number>();
+      for (const db of pg.databases) for (const st of ACTIVITY_STATES) max.set(`${db}\u0000${st}`, 0);
+      for (const g of pg.activity) max.set(`${g.datname}\u0000${g.state}`, Math.max(max.get(`${g.datname}\u0000${g.state}`) ?? 0, g.maxTxSeconds));
+      return [...max].map(([k, v]) => {
+        const [datname = '', state = ''] = k.split('\u0000');
+        return [{ datname, state }, v];
+      });
+    },
+  },
+  {
+    name: 'poolguard_pg_connections',
+    help: 'Client backends by database, state, user and application_name.',
+    type: 'gauge',
+    labels: ['datname', 'state', 'usename', 'application_name'],
+    samples: (s) => (s.sources.postgres.sample?.activity ?? []).map((g) => [{ datname: g.datname, state: g.state, usename: g.usename, application_name: g.applicationName }, g.count]),
+  },
+  { name: 'pg_settings_max_connections', help: 'Server setting max_connections.', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, s.sources.postgres.sample.maxConnections]] : []) },
+  { name: 'pg_settings_superuser_reserved_connections', help: 'Server setting superuser_reserved_connections.', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, s.sources.postgres.sample.superuserReservedConnections]] : []) },
+  { name: 'pg_stat_database_numbackends', help: 'Backends connected to each database.', type: 'gauge', labels: ['datid', 'datname'], samples: (s) => (s.sources.postgres.sample?.backends ?? []).map((b) => [{ datid: b.datid, datname: b.datname }, b.numbackends]) },
+  { name: 'pg_replication_is_replica', help: '1 if the server is a replica (in recovery).', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, s.sources.postgres.sample.isReplica ? 1 : 0]] : []) },
+  { name: 'pg_replication_lag_seconds', help: 'Replay lag behind the primary, seconds (0 on a primary).', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, s.sources.postgres.sample.replicationLagSeconds]] : []) },
+  { name: 'poolguard_pg_idle_in_transaction_max_seconds', help: 'Longest idle-in-transaction session, seconds.', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, Math.max(0, ...s.sources.postgres.sample.idleInTransaction.map((t) => t.idleSeconds))]] : []) },
+  { name: 'poolguard_pg_lock_waiting_sessions', help: 'Sessions waiting on a lock.', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, s.sources.postgres.sample.lockWaiting]] : []) },
+
+  // ---- Redis (redis_exporter names) ----
+  { name: 'redis_up', help: 'Redis answered PING and INFO in the last poll (1) or not (0).', type: 'gauge', samples: (s) => [[{}, s.sources.redis.up ? 1 : 0]] },
+  {
+    name: 'redis_instance_info',
+    help: 'Information about the Redis instance.',
+    type: 'gauge',
+    labels: ['role', 'redis_version', 'redis_mode', 'maxmemory_policy'],
+    samples: (s) => {
+      const i = s.sources.redis.sample?.info;
+      return i ? [[{ role: i.role ?? '', redis_version: i.redis_version ?? '', redis_mode: i.redis_mode ?? '', maxmemory_policy: i.maxmemory_policy ?? '' }, 1]] : [];
+    },
+  },
+  { name: 'redis_connected_clients', help: 'Connected clients.', type: 'gauge', samples: redisField('connected_clients') },
+  { name: 'redis_blocked_clients', help: 'Clients blocked on a blocking call.', type: 'gauge', samples: redisField('blocked_clients') },
+  { name: 'redis_config_maxclients', help: 'Config maxclients.', type: 'gauge', samples: redisField('maxclients') },
+  { name: 'redis_rejected_connections_total', help: 'Connections rejected because of maxclients.', type: 'counter', samples: redisField('rejected_connections') },
+  { name: 'redis_memory_used_bytes', help: 'Memory used.', type: 'gauge', samples: redisField('used_memory') },
+  { name: 'redis_memory_max_bytes', help: 'Config maxmemory.', type: 'gauge', samples: redisField('maxmemory') },
+  { name: 'redis_commands_processed_total', help: 'Commands processed.', type: 'counter', samples: redisField('total_commands_processed') },
+  { name: 'redis_keyspace_hits_total', help: 'Keyspace hits.', type: 'counter', samples: redisField('keyspace_hits') },
+  { name: 'redis_keyspace_misses_total', help: 'Keyspace misses.', type: 'counter', samples: redisField('keyspace_misses') },
+  { name: 'redis_evicted_keys_total', help: 'Keys evicted because of maxmemory.', type: 'counter', samples: redisField('evicted_keys') },
+  { name: 'redis_uptime_in_seconds', help: 'Seconds since the server started.', type: 'gauge', samples: redisField('uptime_in_seconds') },
+  { name: 'redis_connected_slaves', help: 'Connected replicas.', type: 'gauge', samples: redisField('connected_slaves') },
+  { name: 'redis_master_link_up', help: '1 if the link to the primary is up (replicas only).', type: 'gauge', samples: (s) => { const v = s.sources.redis.sample?.info.master_link_status; return v === undefined ? [] : [[{}, v === 'up' ? 1 : 0]]; } },
+  { name: 'redis_aof_enabled', help: '1 if AOF persistence is on.', type: 'gauge', samples: redisField('aof_enabled') },
+  { name: 'redis_rdb_last_bgsave_ok', help: '1 if the last RDB save succeeded.', type: 'gauge', samples: (s) => { const v = s.sources.redis.sample?.info.rdb_last_bgsave_status; return v === undefined ? [] : [[{}, v === 'ok' ? 1 : 0]]; } },
+  { name: 'redis_db_keys', help: 'Keys per database.', type: 'gauge', labels: ['db'], samples: (s) => Object.entries(s.sources.redis.sample?.keyspace ?? {}).map(([db, keys]) => [{ db: `db${db}` }, keys]) },
+  { name: 'redis_ping_seconds', help: 'PING round trip of the last poll, seconds.', type: 'gauge', samples: (s) => (s.sources.redis.sample ? [[{}, s.sources.redis.sample.pingMs / 1000]] : []) },
+
+  // ---- The sidecar's own ----
+  { name: 'poolguard_source_up', help: 'Each source answered its last poll (1) or not (0).', type: 'gauge', labels: ['source'], samples: (s) => Object.entries(s.sources).map(([source, st]) => [{ source }, st.up ? 1 : 0]) },
+  { name: 'poolguard_poll_duration_seconds', help: 'Duration of each source in the last poll, seconds.', type: 'gauge', labels: ['source'], samples: (s) => Object.entries(s.sources).map(([source, st]) => [{ source }, st.durationMs / 1000]) },
+  { name: 'poolguard_poll_errors_total', help: 'Failed polls per source.', type: 'counter', labels: ['source'], samples: (s) => Object.entries(s.sources).map(([source, st]) => [{ source }, st.errorsTotal]) },
+  { name: 'poolguard_polls_total', help: 'Polls completed.', type: 'counter', samples: (s) => [[{}, s.pollCount]] },
+  { name: 'poolguard_probe_seconds', help: 'Round trip of SELECT 1 through PgBouncer in the last poll, seconds.', type: 'gauge', samples: (s) => (s.sources.probe.sample ? [[{}, s.sources.probe.sample.responseTimeMs / 1000]] : []) },
+  { name: 'poolguard_alerts_firing', help: 'Firing alert instances per rule and severity.', type: 'gauge', labels: ['rule', 'severity'], samples: (_s, a) => a.countsByRule().map((c) => [{ rule: c.rule, severity: c.severity }, c.count]) },
+];
+
+/** Registers every family on the registry; each reads the snapshot at collect() time. */
+export function registerMetrics(registry: Registry, read: () => { snapshot: StackSnapshot; alerts: AlertEngine }): void {
+  for (const f of FAMILIES) {
+    const labelNames = f.labels ?? [];
+    if (f.type === 'gauge') {
+      new Gauge({
+        name: f.name,
+        help: f.help,
+        labelNames,
+        registers: [registry],
+        collect() {
+          this.reset();
+          const { snapshot, alerts } = read();
+          for (const [labels, v] of f.samples(snapshot, alerts)) this.set(labels, v);
+        },
+      });
+    } else {
+      new Counter({
+        name: f.name,
+        help: f.help,
+        labelNames,
+        registers: [registry],
+        collect() {
+          // Counters mirror the backend's own totals: set them by re-adding from zero.
+          this.reset();
+          const { snapshot, alerts } = read();
+          for (const [labels, v] of f.samples(snapshot, alerts)) this.inc(labels, Math.max(0, v));
+        },
+      });
+    }
+  }
+}

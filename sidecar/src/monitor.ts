@@ -1,0 +1,91 @@
+// The monitor: clients, poll loop, alert engine, metrics registry and the periodic summary,
+// wired together. main.ts owns the process; tests can build one against real backends.
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import { AlertEngine, type Transition } from './alerts/engine.js';
+import { DEFAULT_RULES, applyOverrides } from './alerts/rules.js';
+import { createWebhook } from './alerts/webhook.js';
+import { createClients, createSources, type StackClients } from './clients.js';
+import type { Config } from './config.js';
+import { healthBody } from './health.js';
+import { registerMetrics } from './metrics.js';
+import { Poller } from './poller.js';
+import type { StackSamples } from './snapshot.js';
+
+export interface Monitor {
+  poller: Poller<StackSamples>;
+  engine: AlertEngine;
+  registry: Registry;
+  clients: StackClients;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function createMonitor(config: Config, logger: Logger): Monitor {
+  const clients = createClients(config, logger);
+  const engine = new AlertEngine(applyOverrides(DEFAULT_RULES, config.alerts.overrides), {
+    defaultForMs: config.alerts.forMs,
+    resolveForMs: config.alerts.resolveForMs,
+    hysteresis: config.alerts.hysteresis,
+  });
+  const webhook = config.alerts.webhook ? createWebhook({ ...config.alerts.webhook, logger }) : undefined;
+
+  const onTransition = (t: Transition) => {
+    const { alert } = t;
+    const fields = { alert: alert.name, severity: alert.severity, labels: alert.labels, value: alert.value, threshold: alert.threshold, since: alert.since, previousSeverity: t.previousSeverity };
+    if (t.kind === 'resolved') logger.info(fields, `alert resolved: ${alert.summary}`);
+    else logger.warn(fields, `alert ${t.kind === 'firing' ? 'firing' : 'severity changed'}: ${alert.severity}: ${alert.summary}`);
+    void webhook?.send(t);
+  };
+
+  const poller: Poller<StackSamples> = new Poller<StackSamples>(createSources(clients, config.sourceTimeoutMs), {
+    intervalMs: config.pollIntervalMs,
+    timeoutMs: config.sourceTimeoutMs,
+    onPoll: () => {
+      for (const t of engine.evaluate(poller.snapshot, Date.now())) onTransition(t);
+    },
+    onSourceError: (source, err, first) => {
+      if (first) logger.warn({ source, err }, `${source} down`);
+    },
+    onSourceRecovered: (source) => logger.info({ source }, `${source} up`),
+  });
+
+  const registry = new Registry();
+  registerMetrics(registry, () => ({ snapshot: poller.snapshot, alerts: engine }));
+
+  let summaryTimer: NodeJS.Timeout | undefined;
+  const summary = () => {
+    const h = healthBody(poller.snapshot, { isShuttingDown: false, redisStatus: clients.redis.status, now: new Date() });
+    const redisInfo = poller.snapshot.sources.redis.sample?.info;
+    logger.info(
+      {
+        healthy: h.healthy,
+        database: { healthy: h.database.healthy, ...h.database.connectionPool, isShuttingDown: undefined },
+        postgres: { healthy: h.postgres.healthy, connections: h.postgres.connections, max: h.postgres.maxConnections },
+        redis: { status: h.redis.status, available: h.redis.available, connectedClients: redisInfo ? Number(redisInfo.connected_clients) : null },
+        alerts: engine.firing().length,
+      },
+      'summary',
+    );
+  };
+
+  return {
+    poller,
+    engine,
+    registry,
+    clients,
+    async start() {
+      await poller.start();
+      if (config.summaryIntervalMs > 0) {
+        summaryTimer = setInterval(summary, config.summaryIntervalMs);
+        summaryTimer.unref();
+      }
+    },
+    async stop() {
+      if (summaryTimer) clearInterval(summaryTimer);
+      await poller.stop();
+      await webhook?.idle();
+      await clients.close();
+    },
+  };
+}

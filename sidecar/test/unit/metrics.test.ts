@@ -1,0 +1,75 @@
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { AlertEngine } from '../../src/alerts/engine.js';
+import { DEFAULT_RULES } from '../../src/alerts/rules.js';
+import { FAMILIES, registerMetrics } from '../../src/metrics.js';
+import type { PgBouncerSample } from '../../src/sources/pgbouncer.js';
+import type { PostgresSample } from '../../src/sources/postgres.js';
+import type { RedisSample } from '../../src/sources/redis.js';
+import { snapshot, state } from '../fixtures/snapshot.js';
+
+async function scrape(snap = snapshot()): Promise<string> {
+  const registry = new Registry();
+  const engine = new AlertEngine(DEFAULT_RULES, { defaultForMs: 0, resolveForMs: 0, hysteresis: 0.05 });
+  engine.evaluate(snap, 0);
+  registerMetrics(registry, () => ({ snapshot: snap, alerts: engine }));
+  return registry.metrics();
+}
+
+describe('metrics', () => {
+  it('exporter-compatible names, labels and values', async () => {
+    const text = await scrape();
+    for (const line of [
+      'pgbouncer_up 1',
+      'pgbouncer_version_info{version="1.24.1"} 1',
+      'pgbouncer_pools_client_active_connections{database="app",user="app"} 12',
+      'pgbouncer_pools_client_waiting_connections{database="app",user="app"} 3',
+      'pgbouncer_pools_client_maxwait_seconds{database="app",user="app"} 1.25',
+      'pgbouncer_databases_pool_size{name="app",host="postgres",port="5432",database="app",force_user="",pool_mode=""} 25',
+      'pgbouncer_databases_reserve_pool{name="app",host="postgres",port="5432",database="app",force_user="",pool_mode=""} 5',
+      'pgbouncer_stats_queries_pooled_total{database="app"} 300',
+      'pgbouncer_stats_client_wait_seconds_total{database="app"} 0.5',
+      'pgbouncer_stats_server_assignments_total{database="app"} 120',
+      'pgbouncer_config_max_client_connections 100',
+      'pgbouncer_used_clients 10',
+      'pgbouncer_dns_queries 0',
+      'pg_up 1',
+      'pg_stat_activity_count{datname="app",state="idle"} 21',
+      'pg_stat_activity_count{datname="app",state="idle in transaction"} 1',
+      'pg_stat_activity_count{datname="postgres",state="active"} 0',
+      'pg_stat_activity_count{datname="postgres",state="disabled"} 0',
+      'pg_stat_activity_max_tx_duration{datname="app",state="idle in transaction"} 95.2',
+      'pg_settings_max_connections 100',
+      'pg_settings_superuser_reserved_connections 3',
+      'pg_stat_database_numbackends{datid="16384",datname="app"} 26',
+      'pg_replication_is_replica 0',
+      'pg_replication_lag_seconds 0',
+      'redis_up 1',
+      'redis_connected_clients 7',
+      'redis_config_maxclients 1000',
+      'redis_rejected_connections_total 2',
+      'redis_memory_max_bytes 268435456',
+      'redis_instance_info{role="master",redis_version="8.0.2",redis_mode="standalone",maxmemory_policy="noeviction"} 1',
+      'poolguard_source_up{source="redis"} 1',
+      'poolguard_alerts_firing{rule="postgres_idle_in_transaction",severity="WARNING"} 1',
+      'poolguard_alerts_firing{rule="backend_down",severity="CRITICAL"} 0',
+    ]) {
+      expect(text.split('\n'), line).toContain(line);
+    }
+    expect(text).toContain('# TYPE pgbouncer_stats_queries_pooled_total counter');
+    expect(text).toContain('# TYPE redis_rejected_connections_total counter');
+  });
+
+  it('every family is present when the stack is up; `up` gauges never go missing when it is down', async () => {
+    const text = await scrape();
+    for (const f of FAMILIES) {
+      if (['redis_master_link_up', 'pgbouncer_stats_client_parses_total'].includes(f.name)) continue;
+      expect(text, f.name).toMatch(new RegExp(`^${f.name}(\\{| )`, 'm'));
+    }
+    const down = await scrape(
+      snapshot({ pgbouncer: state<PgBouncerSample>(undefined, 'x'), postgres: state<PostgresSample>(undefined, 'x'), redis: state<RedisSample>(undefined, 'x'), probe: state<{ responseTimeMs: number }>(undefined, 'x') }),
+    );
+    expect(down.split('\n')).toEqual(expect.arrayContaining(['pgbouncer_up 0', 'pg_up 0', 'redis_up 0', 'poolguard_source_up{source="probe"} 0', 'poolguard_alerts_firing{rule="backend_down",severity="CRITICAL"} 4']));
+    expect(down).not.toMatch(/^pgbouncer_pools_/m);
+  });
+});
