@@ -17,6 +17,7 @@ export default defineConfig({
           environment: 'node',
           // Each file drives whole compose stacks: one at a time on a 2-core machine.
           fileParallelism: false,
+          env: { TESTCONTAINERS_RYUK_DISABLED: 'true' },
           testTimeout: 180_000,
           hookTimeout: 300_000,
         },

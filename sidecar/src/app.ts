@@ -1,7 +1,7 @@
 // buildApp(deps) wires routes to a snapshot reader. It never listens and never touches the
 // process: main.ts does that. Tests call it with fakes and use app.inject.
 import bearerAuth from '@fastify/bearer-auth';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AlertItem } from './alerts/engine.js';
@@ -25,7 +25,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const now = deps.now ?? (() => new Date());
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024,
     routerOptions: { maxParamLength: 100 },
     return503OnClosing: true,

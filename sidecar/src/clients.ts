@@ -22,9 +22,9 @@ export interface StackClients {
 
 export function createClients(config: Config, logger: Logger): StackClients {
   const common = { connectTimeoutMs: config.sourceTimeoutMs, reconnectMaxMs: config.reconnectMaxMs, logger };
-  const pgbouncer = new PgConnection({ name: 'pgbouncer', target: config.pgbouncer, applicationName: 'poolguard-sidecar', ...common });
-  const probe = new PgConnection({ name: 'probe', target: config.probe, applicationName: 'poolguard-sidecar-probe', ...common });
-  const postgres = new PgConnection({ name: 'postgres', target: config.postgres, applicationName: 'poolguard-sidecar', ...common });
+  const pgbouncer = new PgConnection({ name: 'pgbouncer', target: config.pgbouncer, passwordSetting: 'SIDECAR_PGBOUNCER_PASSWORD (or _FILE)', applicationName: 'poolguard-sidecar', ...common });
+  const probe = new PgConnection({ name: 'probe', target: config.probe, passwordSetting: 'SIDECAR_POSTGRES_PASSWORD (or _FILE)', applicationName: 'poolguard-sidecar-probe', ...common });
+  const postgres = new PgConnection({ name: 'postgres', target: config.postgres, passwordSetting: 'SIDECAR_POSTGRES_PASSWORD (or _FILE)', applicationName: 'poolguard-sidecar', ...common });
 
   let redisError: string | undefined;
   const redis = new Redis({

@@ -53,7 +53,7 @@ const ruleOverrides = z
       return z.NEVER;
     }
   })
-  .pipe(z.record(z.enum(RULE_NAMES as [string, ...string[]]), ruleOverride));
+  .pipe(z.partialRecord(z.enum(RULE_NAMES as [string, ...string[]]), ruleOverride));
 
 const schema = z.object({
   SIDECAR_HOST: z.string().min(1).default('0.0.0.0'),
@@ -119,7 +119,7 @@ export interface Config {
     forMs: number;
     resolveForMs: number;
     hysteresis: number;
-    overrides: Record<string, RuleOverride>;
+    overrides: Partial<Record<string, RuleOverride>>;
     webhook: { url: string; timeoutMs: number; retries: number } | undefined;
   };
 }

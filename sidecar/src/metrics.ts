@@ -1,7 +1,7 @@
 // Prometheus metrics, drop-in compatible with pgbouncer_exporter (>= 0.11), postgres_exporter
 // and redis_exporter names. Every family is a row of one table; collect() fills it from the
 // snapshot, so a scrape never queries a backend. The `up` gauges are always present.
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Metric, Registry } from 'prom-client';
 import type { AlertEngine } from './alerts/engine.js';
 import type { StackSnapshot } from './snapshot.js';
 import { ACTIVITY_STATES } from './sources/postgres.js';
@@ -176,35 +176,40 @@ export const FAMILIES: Family[] = [
   { name: 'poolguard_alerts_firing', help: 'Firing alert instances per rule and severity.', type: 'gauge', labels: ['rule', 'severity'], samples: (_s, a) => a.countsByRule().map((c) => [{ rule: c.rule, severity: c.severity }, c.count]) },
 ];
 
-/** Registers every family on the registry; each reads the snapshot at collect() time. */
-export function registerMetrics(registry: Registry, read: () => { snapshot: StackSnapshot; alerts: AlertEngine }): void {
-  for (const f of FAMILIES) {
-    const labelNames = f.labels ?? [];
-    if (f.type === 'gauge') {
-      new Gauge({
-        name: f.name,
-        help: f.help,
-        labelNames,
-        registers: [registry],
-        collect() {
-          this.reset();
-          const { snapshot, alerts } = read();
-          for (const [labels, v] of f.samples(snapshot, alerts)) this.set(labels, v);
-        },
-      });
-    } else {
-      new Counter({
-        name: f.name,
-        help: f.help,
-        labelNames,
-        registers: [registry],
-        collect() {
-          // Counters mirror the backend's own totals: set them by re-adding from zero.
-          this.reset();
-          const { snapshot, alerts } = read();
-          for (const [labels, v] of f.samples(snapshot, alerts)) this.inc(labels, Math.max(0, v));
-        },
-      });
-    }
+/**
+ * A metric family read from the snapshot at scrape time. prom-client's Gauge and Counter
+ * cannot be absent (a label-less one reports 0) and counters cannot be set, so each family is
+ * a minimal collector that prom-client's Registry formats like its own metrics.
+ */
+class SnapshotFamily {
+  readonly aggregator = 'sum';
+  constructor(
+    private readonly family: Family,
+    private readonly read: () => { snapshot: StackSnapshot; alerts: AlertEngine },
+  ) {}
+
+  get name(): string {
+    return this.family.name;
   }
+
+  get help(): string {
+    return this.family.help;
+  }
+
+  get type(): string {
+    return this.family.type;
+  }
+
+  async get() {
+    const { snapshot, alerts } = this.read();
+    const values = this.family.samples(snapshot, alerts).map(([labels, value]) => ({ labels, value }));
+    return { name: this.family.name, help: this.family.help, type: this.family.type, aggregator: this.aggregator, values };
+  }
+
+  reset(): void {}
+}
+
+/** Registers every family on the registry; each reads the snapshot at collect time. */
+export function registerMetrics(registry: Registry, read: () => { snapshot: StackSnapshot; alerts: AlertEngine }): void {
+  for (const f of FAMILIES) registry.registerMetric(new SnapshotFamily(f, read) as unknown as Metric);
 }

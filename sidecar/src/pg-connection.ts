@@ -22,6 +22,8 @@ export class NotConnectedError extends Error {
 export interface PgConnectionOptions {
   name: string;
   target: PgTarget;
+  /** Which setting provides the password, for the error when none is set. */
+  passwordSetting: string;
   applicationName: string;
   connectTimeoutMs: number;
   reconnectMaxMs: number;
@@ -95,6 +97,13 @@ export class PgConnection implements Queryable {
 
   private async open(): Promise<pg.Client> {
     const { target, applicationName, connectTimeoutMs, name, logger } = this.opts;
+    if (target.password === undefined) {
+      // node-postgres would fail with "client password must be a string": say what to set.
+      this.failures += 1;
+      this.nextAttemptAt = this.now() + this.opts.reconnectMaxMs;
+      this.lastError = `no password for ${target.user}@${target.host}:${target.port}: set ${this.opts.passwordSetting}`;
+      throw new Error(this.lastError);
+    }
     const client = new pg.Client({
       host: target.host,
       port: target.port,

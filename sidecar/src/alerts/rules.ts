@@ -160,7 +160,7 @@ export interface RuleOverride {
 }
 
 /** Applies config overrides (null removes a level); unknown names are config errors upstream. */
-export function applyOverrides(rules: Rule[], overrides: Record<string, RuleOverride>): Rule[] {
+export function applyOverrides(rules: Rule[], overrides: Partial<Record<string, RuleOverride>>): Rule[] {
   return rules
     .filter((r) => overrides[r.name]?.enabled !== false)
     .map((r) => {

@@ -57,6 +57,17 @@ describe('loadConfig', () => {
     expect(problems({ SIDECAR_POLL_INTERVAL_MS: '1000', SIDECAR_SOURCE_TIMEOUT_MS: '1000' })[0]).toMatch(/SIDECAR_SOURCE_TIMEOUT_MS: must be below/);
   });
 
+  it('SIDECAR_ALERT_RULES: a JSON object of per-rule overrides, validated', () => {
+    const c = loadConfig({ SIDECAR_ALERT_RULES: '{"postgres_idle_in_transaction":{"warning":2},"redis_memory":{"enabled":false,"critical":null}}' });
+    expect(c.alerts.overrides).toEqual({ postgres_idle_in_transaction: { warning: 2 }, redis_memory: { enabled: false, critical: null } });
+    expect(loadConfig({}).alerts).toMatchObject({ forMs: 15000, resolveForMs: 15000, hysteresis: 0.05, overrides: {}, webhook: undefined });
+    expect(problems({ SIDECAR_ALERT_RULES: '{not json' })[0]).toMatch(/^SIDECAR_ALERT_RULES: must be a JSON object/);
+    expect(problems({ SIDECAR_ALERT_RULES: '{"no_such_rule":{}}' })[0]).toMatch(/^SIDECAR_ALERT_RULES/);
+    expect(problems({ SIDECAR_ALERT_RULES: '{"redis_memory":{"warning":-1}}' })[0]).toMatch(/^SIDECAR_ALERT_RULES/);
+    expect(problems({ SIDECAR_ALERT_HYSTERESIS: '0.9' })[0]).toMatch(/^SIDECAR_ALERT_HYSTERESIS: must be <= 0.5/);
+    expect(problems({ SIDECAR_ALERT_WEBHOOK_URL: 'ftp://x' })[0]).toBe('SIDECAR_ALERT_WEBHOOK_URL: must be a URL starting with http:// or https:// and naming a host');
+  });
+
   it('reads _FILE secrets, refuses both forms, never echoes a secret', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
     writeFileSync(join(dir, 'pw'), 'p@ss:w/o%rd#?&"\'\n');

@@ -1,0 +1,206 @@
+// The sidecar image against the project's own postgres, pgbouncer and redis images, started
+// with testcontainers on a private network: metrics, detection of a stopped PgBouncer, the
+// pool-utilisation and leak alerts, and a wrong password.
+import pg from 'pg';
+import { GenericContainer, Network, Wait, type StartedNetwork, type StartedTestContainer } from 'testcontainers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FAMILIES } from '../../src/metrics.js';
+import { run, sleep } from './stack.js';
+
+const PW = {
+  postgres: 'it-postgres-pw',
+  app: 'it-app-pw',
+  monitor: 'it-monitor-pw',
+  auth: 'it-auth-pw',
+  admin: 'it-admin-pw',
+  stats: 'it-stats-pw',
+  redis: 'it-redis-pw',
+};
+const POLL_MS = 1000;
+const TIMEOUT_MS = 800;
+
+let network: StartedNetwork;
+let postgres: StartedTestContainer;
+let pgbouncer: StartedTestContainer;
+let redis: StartedTestContainer;
+let sidecar: StartedTestContainer;
+
+function sidecarContainer(env: Record<string, string> = {}) {
+  return new GenericContainer('poolguard/sidecar:0.1.0')
+    .withNetwork(network)
+    .withEnvironment({
+      SIDECAR_POLL_INTERVAL_MS: String(POLL_MS),
+      SIDECAR_SOURCE_TIMEOUT_MS: String(TIMEOUT_MS),
+      SIDECAR_PGBOUNCER_PASSWORD: PW.stats,
+      SIDECAR_POSTGRES_PASSWORD: PW.monitor,
+      SIDECAR_REDIS_PASSWORD: PW.redis,
+      SIDECAR_ALERT_FOR_MS: '1000',
+      SIDECAR_ALERT_RESOLVE_FOR_MS: '1000',
+      SIDECAR_ALERT_RULES: JSON.stringify({ postgres_idle_in_transaction: { warning: 2 } }),
+      ...env,
+    })
+    .withExposedPorts(8787)
+    .withWaitStrategy(Wait.forHttp('/readyz', 8787).forStatusCode(200));
+}
+
+const url = (c: StartedTestContainer, path: string) => `http://${c.getHost()}:${c.getMappedPort(8787)}${path}`;
+async function getJson(c: StartedTestContainer, path: string): Promise<{ status: number; body: any }> {
+  const res = await fetch(url(c, path));
+  return { status: res.status, body: await res.json() };
+}
+async function metrics(c: StartedTestContainer = sidecar): Promise<string> {
+  return (await fetch(url(c, '/metrics'))).text();
+}
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, stepMs = 100): Promise<{ value: T; ms: number }> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v) return { value: v, ms: Date.now() - t0 };
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(stepMs);
+  }
+}
+const pooled = (extra: pg.ClientConfig = {}) => {
+  const c = new pg.Client({ host: pgbouncer.getHost(), port: pgbouncer.getMappedPort(6432), user: 'app', password: PW.app, database: 'app', ...extra });
+  c.on('error', () => undefined);
+  return c.connect().then(() => c);
+};
+
+beforeAll(async () => {
+  network = await new Network().start();
+  postgres = await new GenericContainer('poolguard/postgres:0.1.0')
+    .withNetwork(network)
+    .withNetworkAliases('postgres')
+    .withEnvironment({ POSTGRES_PASSWORD: PW.postgres, APP_PASSWORD: PW.app, MONITOR_PASSWORD: PW.monitor, PGBOUNCER_AUTH_PASSWORD: PW.auth })
+    .withExposedPorts(5432)
+    .withWaitStrategy(Wait.forHealthCheck())
+    .withStartupTimeout(120_000)
+    .start();
+  [pgbouncer, redis] = await Promise.all([
+    new GenericContainer('poolguard/pgbouncer:0.1.0')
+      .withNetwork(network)
+      .withNetworkAliases('pgbouncer')
+      .withEnvironment({
+        PGBOUNCER_AUTH_PASSWORD: PW.auth,
+        PGBOUNCER_ADMIN_PASSWORD: PW.admin,
+        PGBOUNCER_STATS_PASSWORD: PW.stats,
+        // Idle server connections above min_pool_size close quickly, so utilisation falls back.
+        PGBOUNCER_SERVER_IDLE_TIMEOUT: '2',
+      })
+      .withExposedPorts(6432)
+      .withWaitStrategy(Wait.forHealthCheck())
+      .start(),
+    new GenericContainer('poolguard/redis:0.1.0')
+      .withNetwork(network)
+      .withNetworkAliases('redis')
+      .withEnvironment({ REDIS_PASSWORD: PW.redis })
+      .withWaitStrategy(Wait.forHealthCheck())
+      .start(),
+  ]);
+  sidecar = await sidecarContainer().start();
+});
+
+afterAll(async () => {
+  for (const c of [sidecar, pgbouncer, redis, postgres]) await c?.stop().catch(() => undefined);
+  await network?.stop().catch(() => undefined);
+});
+
+describe('sidecar monitor (integration)', () => {
+  it('/health is 200 and every metric family is exported with its labels', async () => {
+    expect((await getJson(sidecar, '/health')).status).toBe(200);
+    const text = await metrics();
+    const present = FAMILIES.filter((f) => new RegExp(`^${f.name}(\\{| )`, 'm').test(text)).map((f) => f.name);
+    // Absent by design here: the replica-side Redis link (a primary) and per-db key counts (no keys yet).
+    expect(FAMILIES.map((f) => f.name).filter((n) => !present.includes(n))).toEqual(['redis_master_link_up', 'redis_db_keys']);
+    expect(text).toMatch(/^pgbouncer_pools_server_idle_connections\{database="app",user="pgbouncer_auth"\} \d+$/m);
+    expect(text).toMatch(/^pgbouncer_databases_pool_size\{name="app",host="postgres",port="5432",database="app",force_user="",pool_mode=""\} 25$/m);
+    expect(text).toMatch(/^pgbouncer_stats_sql_transactions_pooled_total\{database="app"\} \d+/m);
+    expect(text).toMatch(/^pg_stat_activity_count\{datname="app",state="idle in transaction \(aborted\)"\} 0$/m);
+    expect(text).toMatch(/^pg_stat_database_numbackends\{datid="\d+",datname="app"\} \d+$/m);
+    expect(text).toMatch(/^redis_instance_info\{role="master",redis_version="[\d.]+",redis_mode="standalone",maxmemory_policy="noeviction"\} 1$/m);
+    expect(text).toMatch(/^pgbouncer_version_info\{version="1\.24\.\d+"\} 1$/m);
+    for (const up of ['pgbouncer_up 1', 'pg_up 1', 'redis_up 1']) expect(text.split('\n')).toContain(up);
+  });
+
+  it('28 clients holding transactions fire the pool-utilisation alert; releasing them resolves it', async () => {
+    const clients = await Promise.all(Array.from({ length: 28 }, (_, i) => pooled({ application_name: `holder-${i}` })));
+    try {
+      // Beyond default_pool_size (25) clients wait reserve_pool_timeout (3 s) for the reserve.
+      await Promise.all(clients.map(async (c) => { await c.query('BEGIN'); await c.query('SELECT 1'); }));
+      const fired = await until('pool alert', async () => {
+        const { body } = await getJson(sidecar, '/alerts');
+        return (body.items as any[]).find((a) => a.name === 'pgbouncer_pool_utilization' && a.labels.user === 'app' && a.severity === 'CRITICAL');
+      }, 15_000);
+      expect(fired.value).toMatchObject({ severity: 'CRITICAL', threshold: 90, labels: { database: 'app', user: 'app' } });
+      expect(fired.value.value).toBeGreaterThanOrEqual(90);
+      expect((await getJson(sidecar, '/alerts')).body.alerts).toEqual(expect.arrayContaining([expect.stringMatching(/^CRITICAL: PgBouncer pool app\/app holds 2[89] of 30 server connections/)]));
+      expect(await metrics()).toMatch(/^poolguard_alerts_firing\{rule="pgbouncer_pool_utilization",severity="CRITICAL"\} 1$/m);
+    } finally {
+      await Promise.all(clients.map(async (c) => { await c.query('COMMIT').catch(() => undefined); await c.end(); }));
+    }
+    await until('pool alert resolved', async () => !((await getJson(sidecar, '/alerts')).body.items as any[]).some((a) => a.name === 'pgbouncer_pool_utilization'), 20_000);
+  });
+
+  it('an idle-in-transaction session on the direct URL fires the leak alert naming its pid', async () => {
+    const leak = new pg.Client({ host: postgres.getHost(), port: postgres.getMappedPort(5432), user: 'app', password: PW.app, database: 'app', application_name: 'leaky-worker' });
+    await leak.connect();
+    const pid = (await leak.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+    await leak.query('BEGIN');
+    await leak.query('SELECT 1');
+    try {
+      const fired = await until('leak alert', async () => ((await getJson(sidecar, '/alerts')).body.items as any[]).find((a) => a.name === 'postgres_idle_in_transaction' && a.labels.pid === String(pid)), 15_000);
+      expect(fired.value.labels).toMatchObject({ pid: String(pid), application_name: 'leaky-worker', usename: 'app', datname: 'app' });
+      expect(fired.value.summary).toContain(`pid ${pid}`);
+    } finally {
+      await leak.query('COMMIT');
+      await leak.end();
+    }
+    await until('leak alert resolved', async () => !((await getJson(sidecar, '/alerts')).body.items as any[]).some((a) => a.name === 'postgres_idle_in_transaction' && a.labels.pid === String(pid)), 10_000);
+  });
+
+  it('stopping PgBouncer: pgbouncer_up 0 and /health 503 within one poll + timeout; restarting it: back to 200', async () => {
+    const stop = await run('docker', ['stop', '-t', '10', pgbouncer.getId()]);
+    expect(stop.code, stop.stderr).toBe(0);
+    const stoppedAt = Date.now();
+    const down = await until('pgbouncer down', async () => {
+      const h = await getJson(sidecar, '/health');
+      return h.status === 503 && h.body.pgbouncer.healthy === false ? h : undefined;
+    }, 10_000, 50);
+    const detectMs = Date.now() - stoppedAt;
+    expect(down.value.body.pgbouncer.lastError).toBeTruthy();
+    expect(down.value.body.redis.available).toBe(true); // the others are still reported
+    expect(down.value.body.postgres.healthy).toBe(true);
+    expect(await metrics()).toMatch(/^pgbouncer_up 0$/m);
+    console.log(`PgBouncer stop detected in ${detectMs} ms (poll ${POLL_MS} + timeout ${TIMEOUT_MS})`);
+    expect(detectMs).toBeLessThanOrEqual(POLL_MS + TIMEOUT_MS + 500);
+
+    const start = await run('docker', ['start', pgbouncer.getId()]);
+    expect(start.code, start.stderr).toBe(0);
+    const back = await until('pgbouncer back', async () => (await getJson(sidecar, '/health')).status === 200, 30_000, 100);
+    console.log(`PgBouncer recovery seen ${back.ms} ms after docker start returned`);
+    expect(await metrics()).toMatch(/^pgbouncer_up 1$/m);
+  });
+
+  it('a wrong stats password: clear lastError in /health and the log, the rest reported, no crash', async () => {
+    const wrong = await sidecarContainer({ SIDECAR_PGBOUNCER_PASSWORD: 'definitely-wrong' })
+      .withWaitStrategy(Wait.forHttp('/readyz', 8787).forStatusCode(200))
+      .start();
+    try {
+      const h = await getJson(wrong, '/health');
+      expect(h.status).toBe(503);
+      expect(h.body.pgbouncer.healthy).toBe(false);
+      expect(h.body.pgbouncer.lastError).toMatch(/password authentication failed|SASL authentication failed/);
+      expect(h.body.postgres.healthy).toBe(true);
+      expect(h.body.redis.available).toBe(true);
+      await sleep(2 * POLL_MS);
+      expect((await getJson(wrong, '/livez')).status).toBe(200);
+      const logs = await run('docker', ['logs', wrong.getId()]);
+      const lines = (logs.stdout + logs.stderr).split('\n').filter((l) => l.startsWith('{'));
+      const down = lines.map((l) => JSON.parse(l) as Record<string, any>).find((l) => l.msg === 'pgbouncer down');
+      expect(down?.err?.message ?? '').toMatch(/password authentication failed|SASL authentication failed/);
+      expect(logs.stdout + logs.stderr).not.toContain('definitely-wrong');
+    } finally {
+      await wrong.stop();
+    }
+  });
+});
