@@ -66,7 +66,7 @@ render() {
     if [[ "$def" =~ ^[0-9]+$ ]] && ! [[ "$val" =~ ^[0-9]+$ ]]; then err "$var must be a whole number >= 0, got '$val'"; continue; fi
     if [ "$key" = pool_mode ] && ! [[ "$val" =~ ^(session|transaction|statement)$ ]]; then err "$var must be session, transaction or statement, got '$val'"; continue; fi
     case "$val" in *$'\n'*) err "$var must be a single line"; continue ;; esac
-    overrides+=("$key")
+    [ "$val" = "$def" ] || overrides+=("$key=$val")
     export "POOLGUARD_OVR_$key=$val"
   done < <(compgen -e | grep '^PGBOUNCER_' | grep -v '_FILE$' || true)
 
@@ -89,7 +89,7 @@ render() {
   {
     local u p
     for u in AUTH ADMIN STATS; do
-      p="PGBOUNCER_${u}_PASSWORD"; n="PGBOUNCER_${u}_USER"
+      p="PGBOUNCER_${u}_PASSWORD"; local n="PGBOUNCER_${u}_USER"
       printf '"%s" "%s"\n' "${!n}" "${!p//\"/\"\"}"
     done
   } >"$USERLIST.tmp"
@@ -97,10 +97,10 @@ render() {
   unset PGBOUNCER_AUTH_PASSWORD PGBOUNCER_ADMIN_PASSWORD PGBOUNCER_STATS_PASSWORD
 
   # Effective pool settings, for the log (no secrets in this file).
-  local v; v() { awk -v k="$1" '$1==k && $2=="=" {sub(/^[^=]*= /,""); print; exit}' "$INI"; }
-  log "rendered $INI: database ${APP_DB} -> ${POSTGRES_HOST}:${POSTGRES_PORT}, pool_mode=$(v pool_mode) default_pool_size=$(v default_pool_size) min_pool_size=$(v min_pool_size) reserve_pool_size=$(v reserve_pool_size) max_client_conn=$(v max_client_conn) max_db_connections=$(v max_db_connections) idle_transaction_timeout=$(v idle_transaction_timeout)${overrides:+ (overridden: ${overrides[*]})}"
+  setting() { awk -v k="$1" '$1==k && $2=="=" {sub(/^[^=]*= /,""); print; exit}' "$INI"; }
+  log "rendered $INI: database ${APP_DB} -> ${POSTGRES_HOST}:${POSTGRES_PORT}, pool_mode=$(setting pool_mode) default_pool_size=$(setting default_pool_size) min_pool_size=$(setting min_pool_size) reserve_pool_size=$(setting reserve_pool_size) max_client_conn=$(setting max_client_conn) max_db_connections=$(setting max_db_connections) idle_transaction_timeout=$(setting idle_transaction_timeout)${overrides:+ (changed from the defaults: ${overrides[*]})}"
   local pool reserve maxdb minp
-  pool="$(v default_pool_size)"; reserve="$(v reserve_pool_size)"; maxdb="$(v max_db_connections)"; minp="$(v min_pool_size)"
+  pool="$(setting default_pool_size)"; reserve="$(setting reserve_pool_size)"; maxdb="$(setting max_db_connections)"; minp="$(setting min_pool_size)"
   if [ "$maxdb" -gt 0 ] && [ $((pool + reserve)) -gt "$maxdb" ]; then
     log "WARNING: default_pool_size + reserve_pool_size ($((pool + reserve))) > max_db_connections ($maxdb): the pool can never fill"
   fi

@@ -102,8 +102,8 @@ start_engine() {
     # containerd is started by dockerd itself when not running.
     nohup dockerd >"$DOCKERD_LOG" 2>&1 &
   fi
-  local i
-  for i in $(seq 1 60); do
+  local _
+  for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && { log "engine is up"; return 0; }
     sleep 1
   done

@@ -2,7 +2,7 @@
 # Usage: scripts/lint.sh
 #
 # Type-checks the sidecar (strict TypeScript), syntax-checks every shell script (and runs
-# shellcheck when installed), and validates both compose files.
+# the shellcheck linter when installed), and validates both compose files.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"

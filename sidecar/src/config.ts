@@ -167,7 +167,8 @@ function resolveSecretFiles(env: NodeJS.ProcessEnv, problems: string[]): Record<
       } catch (err) {
         problems.push(`${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
       }
-    } else if (direct !== undefined) {
+    } else if (direct !== undefined && direct !== '') {
+      // Optional secrets: empty means "not set" (compose passes unset variables as "").
       out[name] = direct;
     }
   }
@@ -180,7 +181,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   for (const key of Object.keys(schema.shape)) {
     const value = env[key];
     // An empty string is a value, and a wrong one for every typed variable: report it.
-    if (value !== undefined) input[key] = value;
+    if (value !== undefined && !(SECRET_VARS as readonly string[]).includes(key)) input[key] = value;
   }
   Object.assign(input, resolveSecretFiles(env, problems));
   for (const key of Object.keys(env)) {

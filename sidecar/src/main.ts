@@ -43,6 +43,7 @@ async function main(): Promise<void> {
   });
 
   await monitor.start(); // the first poll finishes before the server listens
+  if (shuttingDown) return; // a signal arrived during the first poll: close-with-grace exits
   const s = monitor.poller.snapshot.sources;
   logger.info({ pgbouncer: s.pgbouncer.up, probe: s.probe.up, postgres: s.postgres.up, redis: s.redis.up, bearerAuth: config.token !== undefined }, 'first poll done');
   await app.listen({ host: config.host, port: config.port });

@@ -78,6 +78,9 @@ describe('loadConfig', () => {
     expect(both).toEqual(['SIDECAR_REDIS_PASSWORD: both SIDECAR_REDIS_PASSWORD and SIDECAR_REDIS_PASSWORD_FILE are set; set only one']);
     expect(problems({ SIDECAR_TOKEN_FILE: join(dir, 'missing') })[0]).toMatch(/^SIDECAR_TOKEN_FILE: cannot read .*ENOENT/);
 
+    // Optional secrets: empty means not set (how compose passes an unset variable).
+    expect(loadConfig({ SIDECAR_TOKEN: '', SIDECAR_ALERT_WEBHOOK_URL: '' })).toMatchObject({ token: undefined, alerts: { webhook: undefined } });
+
     const secret = 'tiny-secret';
     const p = problems({ SIDECAR_TOKEN: secret });
     expect(p.join('\n')).not.toContain(secret);
