@@ -4,7 +4,7 @@
 import type { Metric, Registry } from 'prom-client';
 import type { AlertEngine } from './alerts/engine.js';
 import type { StackSnapshot } from './snapshot.js';
-import { ACTIVITY_STATES } from './sources/postgres.js';
+import { ACTIVITY_STATES, type ActivityGroup } from './sources/postgres.js';
 
 type Labels = Record<string, string>;
 type Sample = [Labels, number];
@@ -43,6 +43,20 @@ const list = (name: string) => (snap: StackSnapshot): Sample[] => {
 };
 
 const redisField = (field: string) => (snap: StackSnapshot): Sample[] => defined([[{}, n(snap.sources.redis.sample?.info[field])]]);
+
+/** One sample per (database, state), every state of every database present (0 included). */
+const perDbState = (fold: (acc: number, g: ActivityGroup) => number) => (snap: StackSnapshot): Sample[] => {
+  const pg = snap.sources.postgres.sample;
+  if (!pg) return [];
+  const key = (datname: string, state: string) => JSON.stringify([datname, state]);
+  const acc = new Map<string, number>();
+  for (const db of pg.databases) for (const st of ACTIVITY_STATES) acc.set(key(db, st), 0);
+  for (const g of pg.activity) acc.set(key(g.datname, g.state), fold(acc.get(key(g.datname, g.state)) ?? 0, g));
+  return [...acc].map(([k, v]) => {
+    const [datname, state] = JSON.parse(k) as [string, string];
+    return [{ datname, state }, v];
+  });
+};
 
 const POOL = ['database', 'user'];
 const DB = ['name', 'host', 'port', 'database', 'force_user', 'pool_mode'];
@@ -93,34 +107,14 @@ export const FAMILIES: Family[] = [
     help: 'Client backends by database and state (every state, 0 included).',
     type: 'gauge',
     labels: ['datname', 'state'],
-    samples: (s) => {
-      const pg = s.sources.postgres.sample;
-      if (!pg) return [];
-      const counts = new Map<string, number>();
-      for (const db of pg.databases) for (const st of ACTIVITY_STATES) counts.set(`${db}\u0000${st}`, 0);
-      for (const g of pg.activity) counts.set(`${g.datname}\u0000${g.state}`, (counts.get(`${g.datname}\u0000${g.state}`) ?? 0) + g.count);
-      return [...counts].map(([k, v]) => {
-        const [datname = '', state = ''] = k.split('\u0000');
-        return [{ datname, state }, v];
-      });
-    },
+    samples: perDbState((total, g) => total + g.count),
   },
   {
     name: 'pg_stat_activity_max_tx_duration',
     help: 'Oldest open transaction by database and state, seconds.',
     type: 'gauge',
     labels: ['datname', 'state'],
-    samples: (s) => {
-      const pg = s.sources.postgres.sample;
-      if (!pg) return [];
-      const max = new Map<string, number>();
-      for (const db of pg.databases) for (const st of ACTIVITY_STATES) max.set(`${db}\u0000${st}`, 0);
-      for (const g of pg.activity) max.set(`${g.datname}\u0000${g.state}`, Math.max(max.get(`${g.datname}\u0000${g.state}`) ?? 0, g.maxTxSeconds));
-      return [...max].map(([k, v]) => {
-        const [datname = '', state = ''] = k.split('\u0000');
-        return [{ datname, state }, v];
-      });
-    },
+    samples: perDbState((max, g) => Math.max(max, g.maxTxSeconds)),
   },
   {
     name: 'poolguard_pg_connections',

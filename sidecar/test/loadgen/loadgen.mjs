@@ -1,0 +1,99 @@
+// poolguard load generator: N clients doing write transactions through PgBouncer, recording
+// every acknowledged commit (the ledger). Runs in a container on the stack's compose network
+// (the migrate image: node + pg), mounted at /app/loadgen.mjs. Bounded: stops at DURATION_MS
+// or on SIGTERM/SIGINT, finishing the transactions in flight, then writes:
+//   $OUT/acked-$WRITER.txt   one acknowledged id per line
+//   stdout                   a JSON summary (acked, errors by message, longest attempt, timeline)
+// Environment: PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE CLIENTS DURATION_MS WRITER OUT
+//              THINK_MS (pause between transactions, default 20), CONNECT_TIMEOUT_MS (5000)
+import { writeFileSync } from 'node:fs';
+import pg from 'pg';
+
+const env = process.env;
+const clients = Math.min(500, Number(env.CLIENTS ?? 90));
+const durationMs = Math.min(600_000, Number(env.DURATION_MS ?? 20_000));
+const thinkMs = Number(env.THINK_MS ?? 20);
+const writer = env.WRITER ?? `run-${Date.now()}`;
+const out = env.OUT ?? '/out';
+const connectTimeoutMillis = Number(env.CONNECT_TIMEOUT_MS ?? 5000);
+
+const t0 = Date.now();
+const deadline = t0 + durationMs;
+let stopping = false;
+const stop = () => { stopping = true; };
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+
+const acked = [];
+const errors = new Map();
+const timeline = new Map(); // second -> { acked, errors }
+let longestAttemptMs = 0;
+let attempts = 0;
+const sec = () => Math.floor((Date.now() - t0) / 1000);
+const bump = (field) => {
+  const s = sec();
+  const e = timeline.get(s) ?? { acked: 0, errors: 0 };
+  e[field] += 1;
+  timeline.set(s, e);
+};
+const noteError = (err) => {
+  const msg = (err && (err.message || err.code)) || String(err);
+  errors.set(msg, (errors.get(msg) ?? 0) + 1);
+  bump('errors');
+};
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function worker(index) {
+  let seq = 0;
+  let client;
+  while (!stopping && Date.now() < deadline) {
+    if (!client) {
+      const c = new pg.Client({ connectionTimeoutMillis, application_name: `loadgen-${index}` });
+      c.on('error', () => undefined);
+      try {
+        await c.connect();
+        client = c;
+      } catch (err) {
+        noteError(err);
+        c.end().catch(() => undefined);
+        await sleep(200);
+        continue;
+      }
+    }
+    const id = index * 1_000_000_000 + seq;
+    seq += 1;
+    const started = Date.now();
+    attempts += 1;
+    try {
+      await client.query('BEGIN');
+      await client.query('INSERT INTO ledger (id, writer, amount) VALUES ($1, $2, $3)', [id, writer, index]);
+      await client.query('COMMIT');
+      acked.push(id); // the commit was acknowledged: this id must survive anything
+      bump('acked');
+    } catch (err) {
+      noteError(err);
+      client.end().catch(() => undefined);
+      client = undefined;
+      await sleep(100);
+    } finally {
+      longestAttemptMs = Math.max(longestAttemptMs, Date.now() - started);
+    }
+    if (thinkMs > 0) await sleep(thinkMs);
+  }
+  await client?.end().catch(() => undefined);
+}
+
+await Promise.all(Array.from({ length: clients }, (_, i) => worker(i)));
+writeFileSync(`${out}/acked-${writer}.txt`, acked.join('\n') + (acked.length ? '\n' : ''));
+const summary = {
+  writer,
+  clients,
+  durationMs: Date.now() - t0,
+  attempts,
+  acked: acked.length,
+  errors: Object.fromEntries([...errors].sort((a, b) => b[1] - a[1])),
+  longestAttemptMs,
+  timeline: [...timeline].sort((a, b) => a[0] - b[0]).map(([s, v]) => ({ s, ...v })),
+};
+process.stdout.write(JSON.stringify(summary) + '\n');
+process.exit(0);
