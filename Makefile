@@ -10,7 +10,7 @@ SIDECAR_PORT  = $$(grep -E '^PUBLISH_SIDECAR_PORT=' .env 2>/dev/null | cut -d= -
 env_get       = $$(grep -E '^$(1)=' .env | tail -n1 | cut -d= -f2-)
 
 .PHONY: help setup env build up down ps logs health migrate psql psql-direct pgbouncer-admin \
-        prod-secrets prod-up prod-down prod-ps test test-unit test-e2e lint clean
+        prod-secrets prod-up prod-down prod-ps test test-unit test-e2e test-fault lint clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -70,11 +70,14 @@ prod-ps: ## Show the prod stack's services
 test: setup ## The test suite: unit tests, then end-to-end tests on the real compose stacks
 	@scripts/test.sh all
 
-test-unit: ## Unit tests only (no Docker needed)
+test-unit: ## The fast tier: unit and process tests (no Docker needed)
 	@scripts/test.sh unit
 
 test-e2e: setup ## End-to-end tests only (builds the images, drives the compose files)
 	@scripts/test.sh e2e
+
+test-fault: setup ## The slow tier: load, faults, bad input, security; writes docs/reliability.md
+	@scripts/test.sh fault
 
 lint: ## Type-check the sidecar, syntax-check the scripts, validate both compose files
 	@scripts/lint.sh

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Usage: scripts/test.sh all|unit|e2e [vitest args...]
+# Usage: scripts/test.sh all|unit|e2e|fault [vitest args...]
 #
-# The test suite (`make test` = all). unit: the sidecar's unit tests (no Docker). e2e: builds
-# every image from the project's Dockerfiles, then drives the real compose files (dev and prod)
-# under their own project names (poolguard-test-*) and host ports, and removes them after.
+# The test suite (`make test` = all, tier after tier). unit: the sidecar's unit and process
+# tests (no Docker; the fast tier). e2e: builds every image from the project's Dockerfiles, then
+# drives the real compose files (dev and prod) and the sidecar image under their own project
+# names (poolguard-test-*) and host ports, and removes them after. fault (slow): load, fault
+# injection, bad input and security against real stacks; writes docs/reliability.md.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tier="${1:-all}"; shift || true
-case "$tier" in all|unit|e2e) ;; *) echo "usage: $0 all|unit|e2e [vitest args...]" >&2; exit 2 ;; esac
+case "$tier" in all|unit|e2e|fault) ;; *) echo "usage: $0 all|unit|e2e|fault [vitest args...]" >&2; exit 2 ;; esac
 command -v node >/dev/null || { echo "test: node (>= 20) is required" >&2; exit 1; }
 command -v npm >/dev/null || { echo "test: npm is required" >&2; exit 1; }
 
@@ -28,9 +30,9 @@ if [ "$tier" != unit ]; then
 fi
 
 export TESTCONTAINERS_RYUK_DISABLED=true
+# Tiers run one after another: stacks never compete for the 2 cores.
 case "$tier" in
-  unit) npx vitest run --project unit "$@" ;;
-  e2e)  npx vitest run --project e2e "$@" ;;
-  all)  npx vitest run "$@" ;;
+  all) for t in unit e2e fault; do echo "test: tier $t" >&2; npx vitest run --project "$t" "$@"; done ;;
+  *) npx vitest run --project "$tier" "$@" ;;
 esac
 echo "test: $tier finished in $(( $(date +%s) - start )) s" >&2

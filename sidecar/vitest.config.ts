@@ -22,6 +22,20 @@ export default defineConfig({
           hookTimeout: 300_000,
         },
       },
+      {
+        test: {
+          name: 'fault',
+          include: ['test/fault/**/*.test.ts'],
+          globalSetup: ['test/fault/global-setup.ts'],
+          environment: 'node',
+          // Slow tier: whole stacks under load, faults injected one after another.
+          fileParallelism: false,
+          sequence: { concurrent: false },
+          env: { TESTCONTAINERS_RYUK_DISABLED: 'true' },
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+        },
+      },
     ],
   },
 });

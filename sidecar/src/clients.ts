@@ -20,8 +20,9 @@ export interface StackClients {
   close(): Promise<void>;
 }
 
-export function createClients(config: Config, logger: Logger): StackClients {
-  const common = { connectTimeoutMs: config.sourceTimeoutMs, reconnectMaxMs: config.reconnectMaxMs, logger };
+/** onLost: a connection dropped between polls (poll again now rather than at the next tick). */
+export function createClients(config: Config, logger: Logger, onLost: () => void = () => undefined): StackClients {
+  const common = { connectTimeoutMs: config.sourceTimeoutMs, reconnectMaxMs: config.reconnectMaxMs, logger, onLost };
   const pgbouncer = new PgConnection({ name: 'pgbouncer', target: config.pgbouncer, passwordSetting: 'SIDECAR_PGBOUNCER_PASSWORD (or _FILE)', applicationName: 'poolguard-sidecar', ...common });
   const probe = new PgConnection({ name: 'probe', target: config.probe, passwordSetting: 'SIDECAR_POSTGRES_PASSWORD (or _FILE)', applicationName: 'poolguard-sidecar-probe', ...common });
   const postgres = new PgConnection({ name: 'postgres', target: config.postgres, passwordSetting: 'SIDECAR_POSTGRES_PASSWORD (or _FILE)', applicationName: 'poolguard-sidecar', ...common });
@@ -49,6 +50,9 @@ export function createClients(config: Config, logger: Logger): StackClients {
     redisError = describeError(err);
     if (!redisFailing) logger.warn({ target: 'redis', err }, 'redis connection error');
     redisFailing = true;
+  });
+  redis.on('close', () => {
+    if (!redisFailing) onLost();
   });
   redis.on('ready', () => {
     if (redisFailing) logger.info({ target: 'redis' }, 'redis reconnected');

@@ -61,7 +61,8 @@ const schema = z.object({
   SIDECAR_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SIDECAR_POLL_INTERVAL_MS: wholeNumber(100, 3_600_000).default(5000),
   SIDECAR_SOURCE_TIMEOUT_MS: wholeNumber(50, 60_000).default(2000),
-  SIDECAR_RECONNECT_MAX_MS: wholeNumber(100, 600_000).default(5000),
+  SIDECAR_DOWN_POLL_INTERVAL_MS: wholeNumber(100, 3_600_000).default(1000),
+  SIDECAR_RECONNECT_MAX_MS: wholeNumber(100, 600_000).default(1000),
   SIDECAR_SUMMARY_INTERVAL_MS: wholeNumber(0, 86_400_000).default(60_000),
   SIDECAR_SHUTDOWN_GRACE_MS: wholeNumber(100, 600_000).default(10_000),
   SIDECAR_PGBOUNCER_URL: pgUrl.default('postgres://pgbouncer_stats@pgbouncer:6432/pgbouncer'),
@@ -107,6 +108,7 @@ export interface Config {
   logLevel: string;
   pollIntervalMs: number;
   sourceTimeoutMs: number;
+  downPollIntervalMs: number;
   reconnectMaxMs: number;
   summaryIntervalMs: number;
   shutdownGraceMs: number;
@@ -210,6 +212,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     logLevel: c.SIDECAR_LOG_LEVEL,
     pollIntervalMs: c.SIDECAR_POLL_INTERVAL_MS,
     sourceTimeoutMs: c.SIDECAR_SOURCE_TIMEOUT_MS,
+    downPollIntervalMs: c.SIDECAR_DOWN_POLL_INTERVAL_MS,
     reconnectMaxMs: c.SIDECAR_RECONNECT_MAX_MS,
     summaryIntervalMs: c.SIDECAR_SUMMARY_INTERVAL_MS,
     shutdownGraceMs: c.SIDECAR_SHUTDOWN_GRACE_MS,

@@ -22,7 +22,8 @@ export interface Monitor {
 }
 
 export function createMonitor(config: Config, logger: Logger): Monitor {
-  const clients = createClients(config, logger);
+  // A connection lost between polls triggers a poll right away, so /health says so at once.
+  const clients = createClients(config, logger, () => poller.pollSoon());
   const engine = new AlertEngine(applyOverrides(DEFAULT_RULES, config.alerts.overrides), {
     defaultForMs: config.alerts.forMs,
     resolveForMs: config.alerts.resolveForMs,
@@ -40,6 +41,7 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
 
   const poller: Poller<StackSamples> = new Poller<StackSamples>(createSources(clients, config.sourceTimeoutMs), {
     intervalMs: config.pollIntervalMs,
+    downIntervalMs: config.downPollIntervalMs,
     timeoutMs: config.sourceTimeoutMs,
     onPoll: () => {
       for (const t of engine.evaluate(poller.snapshot, Date.now())) onTransition(t);

@@ -29,6 +29,8 @@ export interface PgConnectionOptions {
   reconnectMaxMs: number;
   logger: Logger;
   now?: () => number;
+  /** Called when an established connection is lost between queries. */
+  onLost?: () => void;
 }
 
 export class PgConnection implements Queryable {
@@ -70,6 +72,7 @@ export class PgConnection implements Queryable {
     this.client = undefined;
     if (c) {
       c.removeAllListeners('error');
+      c.removeAllListeners('end');
       c.on('error', () => undefined);
       c.end().catch(() => undefined);
       this.opts.logger.warn({ target: this.opts.name, err: reason instanceof Error ? reason : undefined }, 'connection dropped');
@@ -114,13 +117,16 @@ export class PgConnection implements Queryable {
       connectionTimeoutMillis: connectTimeoutMs,
       keepAlive: true,
     });
-    client.on('error', (err) => {
+    const lost = (err?: Error) => {
       // Server went away between polls: forget the client; the next poll reconnects.
       if (this.client === client) {
         this.client = undefined;
         logger.warn({ target: name, err }, 'connection lost');
+        this.opts.onLost?.();
       }
-    });
+    };
+    client.on('error', lost);
+    client.on('end', () => lost());
     try {
       await client.connect();
     } catch (err) {

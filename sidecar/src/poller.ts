@@ -39,6 +39,8 @@ export class SourceTimeoutError extends Error {
 
 export interface PollerOptions {
   intervalMs: number;
+  /** While any source is down, poll this often instead (faster recovery detection). */
+  downIntervalMs?: number;
   timeoutMs: number;
   now?: () => number;
   onPoll?: (durations: Record<string, number>) => void;
@@ -55,6 +57,7 @@ export class Poller<S extends Samples> {
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
   private stopped = false;
+  private again = false;
   private readonly now: () => number;
 
   constructor(private readonly specs: SourceSpecs<S>, private readonly opts: PollerOptions) {
@@ -94,12 +97,30 @@ export class Poller<S extends Samples> {
     return this.inFlight;
   }
 
+  /**
+   * Polls now, out of schedule (a connection was just lost): the next regular poll is counted
+   * from this one's end. A poll in flight is followed by one more instead (never overlapping).
+   */
+  pollSoon(): void {
+    if (this.stopped || this.current.pollCount === 0) return;
+    if (this.inFlight) {
+      this.again = true;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    void this.pollOnce().then(() => this.schedule());
+  }
+
   private schedule(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.timer) return;
+    const anyDown = Object.values(this.current.sources).some((s) => !(s as SourceState<unknown>).up);
+    const delay = this.again ? 0 : anyDown ? Math.min(this.opts.intervalMs, this.opts.downIntervalMs ?? this.opts.intervalMs) : this.opts.intervalMs;
+    this.again = false;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.pollOnce().then(() => this.schedule());
-    }, this.opts.intervalMs);
+    }, delay);
     this.timer.unref?.();
   }
 

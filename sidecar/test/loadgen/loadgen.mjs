@@ -4,7 +4,7 @@
 // or on SIGTERM/SIGINT, finishing the transactions in flight, then writes:
 //   $OUT/acked-$WRITER.txt   one acknowledged id per line
 //   stdout                   a JSON summary (acked, errors by message, longest attempt, timeline)
-// Environment: PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE CLIENTS DURATION_MS WRITER OUT
+// Environment: PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE CLIENTS DURATION_MS WRITER OUT ID_BASE
 //              THINK_MS (pause between transactions, default 20), CONNECT_TIMEOUT_MS (5000)
 import { writeFileSync } from 'node:fs';
 import pg from 'pg';
@@ -15,7 +15,9 @@ const durationMs = Math.min(600_000, Number(env.DURATION_MS ?? 20_000));
 const thinkMs = Number(env.THINK_MS ?? 20);
 const writer = env.WRITER ?? `run-${Date.now()}`;
 const out = env.OUT ?? '/out';
-const connectTimeoutMillis = Number(env.CONNECT_TIMEOUT_MS ?? 5000);
+const connectionTimeoutMillis = Number(env.CONNECT_TIMEOUT_MS ?? 5000);
+// Ids: ID_BASE + client * 10^7 + sequence, unique across runs that use distinct bases.
+const idBase = Number(env.ID_BASE ?? Date.now() * 1000);
 
 const t0 = Date.now();
 const deadline = t0 + durationMs;
@@ -60,7 +62,7 @@ async function worker(index) {
         continue;
       }
     }
-    const id = index * 1_000_000_000 + seq;
+    const id = idBase + index * 10_000_000 + seq;
     seq += 1;
     const started = Date.now();
     attempts += 1;

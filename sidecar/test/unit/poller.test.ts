@@ -86,3 +86,54 @@ describe('Poller', () => {
     expect(calls).toBe(1);
   });
 });
+
+describe('Poller: faster while down, at once when a connection is lost', () => {
+  it('polls at downIntervalMs while a source is down, back to intervalMs once all are up', async () => {
+    let up = false;
+    let calls = 0;
+    const poller = new Poller(
+      { s: { run: async () => { calls += 1; if (!up) throw new Error('down'); return 1; } } },
+      { intervalMs: 5000, downIntervalMs: 1000, timeoutMs: 500, now: () => Date.now() },
+    );
+    await poller.start();
+    expect(calls).toBe(1);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(calls).toBe(2);
+    up = true;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(calls).toBe(3);
+    expect(poller.snapshot.sources.s.up).toBe(true);
+    await vi.advanceTimersByTimeAsync(4999);
+    expect(calls).toBe(3);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toBe(4);
+    await poller.stop();
+  });
+
+  it('pollSoon polls now and restarts the schedule; during a poll it queues exactly one more', async () => {
+    let calls = 0;
+    let release: (() => void) | undefined;
+    const poller = new Poller(
+      { s: { run: () => { calls += 1; return calls === 3 ? new Promise<number>((r) => (release = () => r(calls))) : Promise.resolve(calls); } } },
+      { intervalMs: 5000, timeoutMs: 10_000, now: () => Date.now() },
+    );
+    await poller.start();
+    await vi.advanceTimersByTimeAsync(2000);
+    poller.pollSoon();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toBe(2);
+    await vi.advanceTimersByTimeAsync(4999); // the schedule restarted from the out-of-band poll
+    expect(calls).toBe(2);
+    await vi.advanceTimersByTimeAsync(1); // poll 3 starts and hangs
+    expect(calls).toBe(3);
+    poller.pollSoon();
+    poller.pollSoon();
+    release!();
+    await vi.advanceTimersByTimeAsync(0);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toBe(4); // one more right after, not two
+    await vi.advanceTimersByTimeAsync(4999);
+    expect(calls).toBe(4);
+    await poller.stop();
+  });
+});
