@@ -40,7 +40,7 @@ q -d postgres -v app_user="$APP_USER" -v app_db="$APP_DB" \
 \getenv auth_pw POOLGUARD_AUTH_PW
 SET password_encryption = 'scram-sha-256';
 CREATE ROLE :"app_user" LOGIN PASSWORD :'app_pw';
-CREATE ROLE :"mon_user" LOGIN PASSWORD :'mon_pw' CONNECTION LIMIT 5;
+CREATE ROLE :"mon_user" LOGIN PASSWORD :'mon_pw' CONNECTION LIMIT 10;
 GRANT pg_monitor TO :"mon_user";
 CREATE ROLE :"auth_user" LOGIN PASSWORD :'auth_pw' CONNECTION LIMIT 5;
 SELECT format('CREATE DATABASE %I OWNER %I', :'app_db', :'app_user')

@@ -89,11 +89,28 @@ function waitReady(redis: Redis, ms: number): Promise<void> {
   });
 }
 
-export function createSources(clients: StackClients, sourceTimeoutMs: number): SourceSpecs<StackSamples> {
+/** knownDatabases: the databases PgBouncer listed in the last poll (undefined when unknown). */
+export function createSources(clients: StackClients, sourceTimeoutMs: number, knownDatabases: () => string[] | undefined = () => undefined): SourceSpecs<StackSamples> {
   const readyWaitMs = Math.floor(sourceTimeoutMs * 0.8);
   return {
     pgbouncer: { run: () => collectPgBouncer(clients.pgbouncer), onTimeout: () => clients.pgbouncer.drop(new Error('timeout')) },
-    probe: { run: () => collectProbe(clients.probe), onTimeout: () => clients.probe.drop(new Error('timeout')) },
+    probe: {
+      run: async () => {
+        try {
+          return await collectProbe(clients.probe);
+        } catch (err) {
+          // PgBouncer answers an unknown database with a bare "SASL authentication failed"
+          // (auth_query cannot run there): name the real cause when the console shows it.
+          const known = knownDatabases();
+          const wanted = clients.probe.database;
+          if (known && !known.includes(wanted)) {
+            throw new Error(`${describeError(err)} (PgBouncer has no database "${wanted}"; it has: ${known.join(', ')})`);
+          }
+          throw err;
+        }
+      },
+      onTimeout: () => clients.probe.drop(new Error('timeout')),
+    },
     postgres: { run: () => collectPostgres(clients.postgres), onTimeout: () => clients.postgres.drop(new Error('timeout')) },
     redis: {
       run: async () => {

@@ -39,7 +39,9 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
     void webhook?.send(t);
   };
 
-  const poller: Poller<StackSamples> = new Poller<StackSamples>(createSources(clients, config.sourceTimeoutMs), {
+  const poller: Poller<StackSamples> = new Poller<StackSamples>(
+    createSources(clients, config.sourceTimeoutMs, () => poller.snapshot.sources.pgbouncer.sample?.databases.map((d) => d.name)),
+    {
     intervalMs: config.pollIntervalMs,
     downIntervalMs: config.downPollIntervalMs,
     timeoutMs: config.sourceTimeoutMs,
@@ -50,7 +52,8 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
       if (first) logger.warn({ source, err }, `${source} down`);
     },
     onSourceRecovered: (source) => logger.info({ source }, `${source} up`),
-  });
+    },
+  );
 
   const registry = new Registry();
   registerMetrics(registry, () => ({ snapshot: poller.snapshot, alerts: engine }));

@@ -46,6 +46,10 @@ export class PgConnection implements Queryable {
     this.now = opts.now ?? Date.now;
   }
 
+  get database(): string {
+    return this.opts.target.database;
+  }
+
   get connected(): boolean {
     return this.client !== undefined;
   }

@@ -75,8 +75,11 @@ export class Stack {
     return r.stdout;
   }
 
-  up(): Promise<string> {
-    return this.mustCompose(['up', '-d', '--wait'], 300_000);
+  async up(): Promise<string> {
+    const r = await this.compose(['up', '-d', '--wait'], 300_000);
+    if (r.code === 0) return r.stdout;
+    const logs = await this.compose(['logs', '--no-color', '--tail', '20']);
+    throw new Error(`compose up -d --wait failed (${r.code}):\n${r.stderr}\n--- last log lines ---\n${logs.stdout}`);
   }
 
   down(volumes = true): Promise<string> {

@@ -24,6 +24,7 @@ const stack = Stack.dev('poolguard-test-badinput', {
   PGBOUNCER_STATS_PASSWORD: special('stats'),
   REDIS_PASSWORD: special('redis'),
   SIDECAR_POLL_INTERVAL_MS: '2000',
+  SIDECAR_SOURCE_TIMEOUT_MS: '1000',
 });
 const env = stack.env;
 const started: string[] = [];
@@ -113,7 +114,7 @@ describe("the sidecar's connections with bad credentials", () => {
     const d = await h(48804);
     expect(d.body.redis.lastError).toMatch(/NOAUTH/);
     const e = await h(48805);
-    expect(e.body.database.lastError).toMatch(/no such database: no_such_db/);
+    expect(e.body.database.lastError).toMatch(/PgBouncer has no database "no_such_db"/);
     expect(e.body.pgbouncer.healthy).toBe(true);
     for (const cname of [pgb, mon, red, nored, nodb]) expect(await running(cname), cname).toBe(true);
 
@@ -177,12 +178,14 @@ describe('hostile HTTP', () => {
     }
     expect((await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
     expect(await raw({ method: 'GET', path: '/health', headers: { 'x-big': 'a'.repeat(64 * 1024) } })).toBe(431);
-    expect([413, 404]).toContain(await raw({ method: 'POST', path: '/health', headers: { 'content-type': 'application/json' }, body: Buffer.alloc(2 * 1024 * 1024, 'x') }));
+    // Refused: 413, or the connection closed while the client was still sending.
+    expect([413, 404, -1]).toContain(await raw({ method: 'POST', path: '/health', headers: { 'content-type': 'application/json' }, body: Buffer.alloc(2 * 1024 * 1024, 'x') }));
 
     const before = await rss();
     const methods = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD'];
     const paths = ['/health', '/metrics', '/pool', '/alerts', '/livez', '/readyz', '/', '/%%', '/..%2f..%2fetc/passwd', '/health?x=' + 'y'.repeat(2000)];
     const statuses = new Map<number, number>();
+    let oversized = 0; // bodies over the 1 KiB limit: the server may answer 413 and close mid-upload
     const N = 3000;
     for (let i = 0; i < N; i += 25) {
       const batch = await Promise.all(
@@ -193,6 +196,7 @@ describe('hostile HTTP', () => {
           if (r[1]! % 5 === 0) headers['content-type'] = 'application/json';
           const method = methods[r[3]! % methods.length]!;
           const body = method === 'GET' || method === 'HEAD' ? undefined : randomBytes(r[4]! * 8);
+          if (body && body.length > 1024) oversized += 1;
           return raw({ method, path: paths[r[5]! % paths.length]! + (r[6]! % 2 ? `/${r[7]}` : ''), headers, body });
         }),
       );
@@ -201,7 +205,7 @@ describe('hostile HTTP', () => {
     const after = await rss();
     expect(await running(cname)).toBe(true);
     expect((await fetch(`http://127.0.0.1:${port}/livez`)).status).toBe(200);
-    expect(statuses.get(-1) ?? 0).toBe(0);
+    expect(statuses.get(-1) ?? 0).toBeLessThanOrEqual(oversized);
     expect(statuses.get(500) ?? 0).toBe(0);
     const growthMb = (after - before) / 1024;
     record({
