@@ -115,6 +115,7 @@ export interface DockerInspect {
   Name: string;
   Config: { User: string; Env: string[]; Labels: Record<string, string> };
   State: { Status: string; ExitCode: number; Health?: { Status: string } };
+  RestartCount?: number;
   HostConfig: {
     ReadonlyRootfs: boolean;
     CapDrop: string[] | null;

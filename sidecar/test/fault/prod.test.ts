@@ -1,0 +1,126 @@
+// The prod compose file under faults and a security review: kill -9 of the sidecar (restart
+// policy), what the host can reach, secrets in responses, SCRAM only, Redis auth.
+// No packet is sent to a container address: reachability is checked from the host's routing
+// table (a route through the default gateway means the host cannot reach the network).
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, Stack, run } from '../e2e/stack.js';
+import { record, waitUntil } from './harness.js';
+
+const SIDECAR_PORT = 38788;
+let stack: Stack;
+let secrets: Record<string, string> = {};
+
+async function id(service: string): Promise<string> {
+  return (await stack.containers()).find((c) => c.service === service)!.id;
+}
+
+beforeAll(async () => {
+  const dir = new Stack('prod', 'poolguard-test-fault-prod', {}).dir;
+  const secretsDir = join(dir, 'secrets');
+  stack = new Stack('prod', 'poolguard-test-fault-prod', { SIDECAR_PUBLISH_PORT: String(SIDECAR_PORT) }, { POOLGUARD_SECRETS_DIR: secretsDir });
+  expect((await run(join(ROOT, 'scripts/gen-secrets.sh'), [secretsDir])).code).toBe(0);
+  for (const f of readdirSync(secretsDir)) secrets[f] = readFileSync(join(secretsDir, f), 'utf8');
+  await stack.compose(['down', '-v', '--remove-orphans']);
+  await stack.up();
+});
+
+afterAll(async () => {
+  await stack?.down(true);
+});
+
+const ready = async () => fetch(`http://127.0.0.1:${SIDECAR_PORT}/readyz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.status === 200, () => false);
+
+describe('prod stack: faults and security', () => {
+  it('kill -9 the sidecar: the restart policy brings it back, ready within one poll', async () => {
+    const sid = await id('sidecar');
+    const pid = (await run('docker', ['inspect', '-f', '{{.State.Pid}}', sid])).stdout.trim();
+    const killedAt = Date.now();
+    expect((await run('kill', ['-9', pid])).code).toBe(0);
+    await waitUntil('sidecar gone', async () => !(await ready()), 10_000, 20);
+    const readyMs = await waitUntil('sidecar ready again', ready, 30_000, 50);
+    const info = await stack.inspect(sid);
+    record({
+      scenario: '4. kill -9 the sidecar (prod file)',
+      load: 'idle prod stack',
+      injected: 'kill -9 of the sidecar process (restart: unless-stopped)',
+      figures: `restarted by Docker (restart count ${info.RestartCount ?? '?'}), /readyz 200 ${(readyMs / 1000).toFixed(1)} s after the kill (poll interval 5 s; the first poll runs before it listens)`,
+    });
+    expect(readyMs).toBeLessThanOrEqual(5000 + 1000 + 2000); // Docker's restart delay + start + one poll
+    expect(Date.now() - killedAt).toBeLessThan(30_000);
+  });
+
+  it('the host has no route to the backend network and no published port but the sidecar', async () => {
+    const net = await run('docker', ['network', 'inspect', `${stack.project}_backend`, '-f', '{{.Internal}} {{index .Options "com.docker.network.bridge.inhibit_ipv4"}}']);
+    expect(net.stdout.trim()).toBe('true true');
+    const rows: string[] = [];
+    for (const service of ['postgres', 'pgbouncer', 'redis']) {
+      const info = await stack.inspect(await id(service));
+      expect(Object.values(info.NetworkSettings.Ports ?? {}).flat().filter(Boolean), service).toEqual([]);
+      const ip = (await run('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', info.Id])).stdout.trim();
+      // Routing table lookup only (no packet): a local route would name a docker bridge.
+      const route = (await run('ip', ['route', 'get', ip])).stdout;
+      expect(route, service).not.toMatch(/dev (br-|docker)/);
+      rows.push(`${service} ${ip}: no host route (${route.trim().split('\n')[0]?.replace(/\s+/g, ' ').slice(0, 40)}…)`);
+    }
+    const sidecar = await stack.inspect(await id('sidecar'));
+    expect(Object.entries(sidecar.NetworkSettings.Ports).filter(([, b]) => b && b.length).map(([p, b]) => `${p} ${b![0]!.HostIp}`)).toEqual(['8787/tcp 127.0.0.1']);
+    record({ scenario: 'security: network', load: 'prod stack', injected: 'routing-table lookup of each backend address', figures: `backend network internal with no host address; ${rows.join('; ')}; only the sidecar published (127.0.0.1)` });
+  });
+
+  it('containers: non-root, read-only, no capabilities, no-new-privileges; no secret in env, logs or HTTP responses', async () => {
+    const values = Object.values(secrets);
+    const found: string[] = [];
+    for (const { service, id: cid } of await stack.containers()) {
+      const info = await stack.inspect(cid);
+      expect(info.HostConfig.ReadonlyRootfs, service).toBe(true);
+      expect(info.HostConfig.CapDrop, service).toEqual(['ALL']);
+      expect(info.HostConfig.SecurityOpt, service).toContain('no-new-privileges:true');
+      if (service !== 'migrate') {
+        const uid = (await stack.exec(service, ['id', '-u'])).stdout.trim();
+        expect(Number(uid), service).toBeGreaterThan(0);
+        const status = (await stack.exec(service, ['cat', '/proc/1/status'])).stdout;
+        expect(/CapEff:\s+0+$/m.test(status), `${service} effective capabilities`).toBe(true);
+        expect(/NoNewPrivs:\s+1/.test(status), `${service} NoNewPrivs`).toBe(true);
+      }
+      for (const v of values) if (info.Config.Env.join('\n').includes(v)) found.push(`${service} env`);
+    }
+    const logs = await stack.mustCompose(['logs', '--no-color']);
+    for (const v of values) if (logs.includes(v)) found.push('logs');
+    const auth = { authorization: `Bearer ${secrets.sidecar_token}` };
+    for (const path of ['/health', '/livez', '/readyz', '/pool', '/alerts', '/metrics', '/nope']) {
+      const body = await (await fetch(`http://127.0.0.1:${SIDECAR_PORT}${path}`, { headers: auth })).text();
+      for (const v of values) if (body.includes(v)) found.push(path);
+    }
+    expect(found).toEqual([]);
+    record({ scenario: 'security: containers and secrets', load: 'prod stack', injected: 'docker inspect, /proc/1/status, every log line, every sidecar route', figures: 'all non-root, read-only root, CapEff 0, NoNewPrivs 1; 0 secret values in env, logs or HTTP responses' });
+  });
+
+  it('only SCRAM: md5 and trust are refused by Postgres and PgBouncer; Redis refuses unauthenticated commands', async () => {
+    const app = secrets.app_password!;
+    // libpq's require_auth makes the client insist on a method: the server must never offer it.
+    const attempt = async (target: string, requireAuth: string, password?: string) => {
+      const conn = `host=${target} port=${target === 'postgres' ? 5432 : 6432} dbname=app user=app require_auth=${requireAuth} connect_timeout=5`;
+      const r = await run('docker', ['exec', ...(password ? ['-e', `PGPASSWORD=${password}`] : []), await id('pgbouncer'), 'psql', conn, '-Atc', 'SELECT 1']);
+      return (r.stdout + r.stderr).trim();
+    };
+    const results: string[] = [];
+    for (const target of ['postgres', 'pgbouncer']) {
+      const md5 = await attempt(target, 'md5', app);
+      expect(md5, `${target} md5`).toMatch(/server requested SASL authentication/);
+      const trust = await attempt(target, 'none');
+      expect(trust, `${target} trust`).toMatch(/server requested SASL authentication/);
+      const scram = await attempt(target, 'scram-sha-256', app);
+      expect(scram, `${target} scram`).toBe('1');
+      results.push(`${target}: md5 and trust refused ("server requested SASL authentication"), SCRAM works`);
+    }
+    const hba = await run('docker', ['exec', await id('postgres'), 'psql', '-h', '/var/run/postgresql', '-U', 'postgres', '-d', 'postgres', '-Atc', "SELECT string_agg(DISTINCT type || ':' || auth_method, ',') FROM pg_hba_file_rules"]);
+    expect(hba.stdout.trim().split(',').sort()).toEqual(['host:scram-sha-256', 'local:peer']);
+    const md5Roles = await run('docker', ['exec', await id('postgres'), 'psql', '-h', '/var/run/postgresql', '-U', 'postgres', '-d', 'postgres', '-Atc', "SELECT count(*) FROM pg_authid WHERE rolpassword IS NOT NULL AND rolpassword NOT LIKE 'SCRAM-SHA-256$%'"]);
+    expect(md5Roles.stdout.trim()).toBe('0');
+    const redis = await run('docker', ['exec', await id('redis'), 'redis-cli', '-h', '127.0.0.1', 'ping']);
+    expect(redis.stdout + redis.stderr).toMatch(/NOAUTH/);
+    record({ scenario: 'security: authentication', load: 'prod stack', injected: 'psql with require_auth=md5 / none / scram-sha-256; redis-cli without a password', figures: `${results.join('; ')}; pg_hba: host scram-sha-256, local peer only; 0 non-SCRAM password hashes; Redis: NOAUTH` });
+  });
+});
