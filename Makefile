@@ -44,12 +44,14 @@ health: ## curl the sidecar's /health
 migrate: ## Run the migration job again (direct URL)
 	@$(DEV) run --rm migrate
 
+# The password travels in the environment (exec -e NAME takes it from there): quotes and other
+# special characters in it need no escaping, and it is not on a command line.
 psql: ## psql through PgBouncer as the app role
-	@$(DEV) exec -e PGPASSWORD="$(call env_get,APP_PASSWORD)" pgbouncer \
+	@PGPASSWORD="$(call env_get,APP_PASSWORD)" $(DEV) exec -e PGPASSWORD pgbouncer \
 	  psql -h 127.0.0.1 -p 6432 -U "$(call env_get,APP_USER)" "$(call env_get,APP_DB)"
 
 psql-direct: ## psql straight to Postgres as the app role
-	@$(DEV) exec -e PGPASSWORD="$(call env_get,APP_PASSWORD)" postgres \
+	@PGPASSWORD="$(call env_get,APP_PASSWORD)" $(DEV) exec -e PGPASSWORD postgres \
 	  psql -h 127.0.0.1 -p 5432 -U "$(call env_get,APP_USER)" "$(call env_get,APP_DB)"
 
 pgbouncer-admin: ## PgBouncer admin console: SHOW POOLS (ARGS='-c "SHOW STATS"' for others)

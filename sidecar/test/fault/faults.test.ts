@@ -119,6 +119,9 @@ describe('under load', () => {
     }, 60_000, 500);
     const admin = new pg.Client({ host: '127.0.0.1', port: PORTS.pgbouncer, user: env.PGBOUNCER_ADMIN_USER, password: env.PGBOUNCER_ADMIN_PASSWORD, database: 'pgbouncer' });
     await admin.connect();
+    // Clients of an earlier load that just disconnected can linger in PgBouncer's count for a
+    // moment: start once only this console and the sidecar's two connections remain.
+    await waitUntil('earlier clients gone', async () => (await admin.query('SHOW CLIENTS')).rows.length <= 3, 30_000, 200);
     const taken = (await admin.query('SHOW CLIENTS')).rows.length;
     const maxClientConn = Number((await admin.query('SHOW CONFIG')).rows.find((r) => r.key === 'max_client_conn').value);
     const free = maxClientConn - taken;

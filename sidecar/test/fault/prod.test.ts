@@ -2,7 +2,7 @@
 // policy), what the host can reach, secrets in responses, SCRAM only, Redis auth.
 // No packet is sent to a container address: reachability is checked from the host's routing
 // table (a route through the default gateway means the host cannot reach the network).
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, Stack, run } from '../e2e/stack.js';
@@ -21,7 +21,13 @@ beforeAll(async () => {
   const secretsDir = join(dir, 'secrets');
   stack = new Stack('prod', 'poolguard-test-fault-prod', { SIDECAR_PUBLISH_PORT: String(SIDECAR_PORT) }, { POOLGUARD_SECRETS_DIR: secretsDir });
   expect((await run(join(ROOT, 'scripts/gen-secrets.sh'), [secretsDir])).code).toBe(0);
-  for (const f of readdirSync(secretsDir)) secrets[f] = readFileSync(join(secretsDir, f), 'utf8');
+  // Secret files full of URL-special characters and quotes (gen-secrets makes URL-safe ones):
+  // the whole stack must work with them.
+  for (const f of readdirSync(secretsDir)) {
+    const value = `${f}-p@ss:w/rd%25#?&"dq'sq-${readFileSync(join(secretsDir, f), 'utf8').slice(0, 12)}`;
+    writeFileSync(join(secretsDir, f), value);
+    secrets[f] = value;
+  }
   await stack.compose(['down', '-v', '--remove-orphans']);
   await stack.up();
 });
@@ -94,7 +100,7 @@ describe('prod stack: faults and security', () => {
       for (const v of values) if (body.includes(v)) found.push(path);
     }
     expect(found).toEqual([]);
-    record({ scenario: 'security: containers and secrets', load: 'prod stack', injected: 'docker inspect, /proc/1/status, every log line, every sidecar route', figures: 'all non-root, read-only root, CapEff 0, NoNewPrivs 1; 0 secret values in env, logs or HTTP responses' });
+    record({ scenario: 'security: containers and secrets', load: 'prod stack, every secret file of the form <name>-p@ss:w/rd%25#?&"dq\'sq-<random>', injected: 'docker inspect, /proc/1/status, every log line, every sidecar route', figures: 'stack healthy with those secrets; all non-root, read-only root, CapEff 0, NoNewPrivs 1; 0 secret values in env, logs or HTTP responses' });
   });
 
   it('only SCRAM: md5 and trust are refused by Postgres and PgBouncer; Redis refuses unauthenticated commands', async () => {
