@@ -10,7 +10,7 @@ SIDECAR_PORT  = $$(grep -E '^PUBLISH_SIDECAR_PORT=' .env 2>/dev/null | cut -d= -
 env_get       = $$(grep -E '^$(1)=' .env | tail -n1 | cut -d= -f2-)
 
 .PHONY: help setup env build up down ps logs health migrate psql psql-direct pgbouncer-admin \
-        prod-secrets prod-up prod-down prod-ps test test-unit test-e2e test-fault lint clean
+        prod-secrets prod-up prod-down prod-ps test test-unit test-e2e test-fault bench lint clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -80,6 +80,9 @@ test-e2e: setup ## End-to-end tests only (builds the images, drives the compose 
 
 test-fault: setup ## The slow tier: load, faults, bad input, security; writes docs/reliability.md
 	@scripts/test.sh fault
+
+bench: setup env ## Benchmarks against the dev stack; writes docs/benchmarks.md (BENCH_SECONDS=20)
+	@scripts/bench.sh
 
 lint: ## Type-check the sidecar, syntax-check the scripts, validate both compose files
 	@scripts/lint.sh
