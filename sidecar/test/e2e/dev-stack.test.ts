@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, Stack, pgClient, pgConnectError, run, sleep } from './stack.js';
+import { ROOT, Stack, pgClient, pgConnectError, publish, run, sleep } from './stack.js';
 
 const SLOW_MIGRATION = '-- Up Migration\nSELECT pg_sleep(3);\nCREATE TABLE slow_marker (id int PRIMARY KEY);\nINSERT INTO slow_marker VALUES (1);\n-- Down Migration\nDROP TABLE slow_marker;\n';
 
@@ -20,10 +20,7 @@ function migrationsDir(extra: Record<string, string>): string {
 
 const PORTS = { postgres: 25432, pgbouncer: 26432, redis: 26379, sidecar: 28787 };
 const stack = Stack.dev('poolguard-test-dev', {
-  PUBLISH_POSTGRES_PORT: String(PORTS.postgres),
-  PUBLISH_PGBOUNCER_PORT: String(PORTS.pgbouncer),
-  PUBLISH_REDIS_PORT: String(PORTS.redis),
-  PUBLISH_SIDECAR_PORT: String(PORTS.sidecar),
+  ...publish(PORTS),
   SIDECAR_POLL_INTERVAL_MS: '1000',
   SIDECAR_SOURCE_TIMEOUT_MS: '800',
 });

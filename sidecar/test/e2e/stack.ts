@@ -41,6 +41,23 @@ export function readEnvFile(path: string): Record<string, string> {
   return out;
 }
 
+export interface HostPorts {
+  postgres: number;
+  pgbouncer: number;
+  redis: number;
+  sidecar: number;
+}
+
+/** The dev file's PUBLISH_* variables for a test stack's own host ports. */
+export function publish(ports: HostPorts): Record<string, string> {
+  return {
+    PUBLISH_POSTGRES_PORT: String(ports.postgres),
+    PUBLISH_PGBOUNCER_PORT: String(ports.pgbouncer),
+    PUBLISH_REDIS_PORT: String(ports.redis),
+    PUBLISH_SIDECAR_PORT: String(ports.sidecar),
+  };
+}
+
 export class Stack {
   readonly envFile: string;
   readonly dir: string;

@@ -5,17 +5,14 @@ import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Stack, run, sleep } from '../e2e/stack.js';
+import { Stack, publish, run, sleep } from '../e2e/stack.js';
 import { health, record, waitUntil } from './harness.js';
 
 // Every character that breaks naive URL building, plus both quotes.
 const special = (name: string) => `${name}-p@ss:w/rd%25#?&"dq'sq`;
 const PORTS = { postgres: 45432, pgbouncer: 46432, redis: 46379, sidecar: 48787 };
 const stack = Stack.dev('poolguard-test-badinput', {
-  PUBLISH_POSTGRES_PORT: String(PORTS.postgres),
-  PUBLISH_PGBOUNCER_PORT: String(PORTS.pgbouncer),
-  PUBLISH_REDIS_PORT: String(PORTS.redis),
-  PUBLISH_SIDECAR_PORT: String(PORTS.sidecar),
+  ...publish(PORTS),
   POSTGRES_PASSWORD: special('super'),
   APP_PASSWORD: special('app'),
   MONITOR_PASSWORD: special('mon'),

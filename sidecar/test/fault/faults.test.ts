@@ -4,16 +4,13 @@
 // to docs/reliability.md.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Stack, run, sleep } from '../e2e/stack.js';
+import { Stack, publish, run, sleep } from '../e2e/stack.js';
 import { errorsText, health, lostWrites, pgReady, record, startLoad, waitUntil } from './harness.js';
 
 const PORTS = { postgres: 35432, pgbouncer: 36432, redis: 36379, sidecar: 38787 };
 const POLL_MS = 5000; // the default poll interval: detection targets are stated against it
 const stack = Stack.dev('poolguard-test-fault', {
-  PUBLISH_POSTGRES_PORT: String(PORTS.postgres),
-  PUBLISH_PGBOUNCER_PORT: String(PORTS.pgbouncer),
-  PUBLISH_REDIS_PORT: String(PORTS.redis),
-  PUBLISH_SIDECAR_PORT: String(PORTS.sidecar),
+  ...publish(PORTS),
   SIDECAR_POLL_INTERVAL_MS: String(POLL_MS),
   SIDECAR_ALERT_FOR_MS: '5000',
   SIDECAR_ALERT_RESOLVE_FOR_MS: '5000',
