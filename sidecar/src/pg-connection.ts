@@ -50,10 +50,6 @@ export class PgConnection implements Queryable {
     return this.opts.target.database;
   }
 
-  get connected(): boolean {
-    return this.client !== undefined;
-  }
-
   async query(sql: string): Promise<Row[]> {
     const client = await this.connect();
     try {

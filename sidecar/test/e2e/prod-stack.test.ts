@@ -1,6 +1,6 @@
 // The prod compose file, end to end: generated secrets, hardening in effect on the running
 // containers, nothing published but the sidecar, no secret in any container's environment.
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, Stack, run, type DockerInspect } from './stack.js';
