@@ -3,7 +3,6 @@
 import bearerAuth from '@fastify/bearer-auth';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
 import type { AlertItem } from './alerts/engine.js';
 import { healthBody, poolBody } from './health.js';
 import type { StackSnapshot } from './snapshot.js';
@@ -12,7 +11,8 @@ export interface AppDeps {
   logger: Logger;
   snapshot: () => StackSnapshot;
   alerts: () => AlertItem[];
-  registry: Registry;
+  /** Prometheus exposition: its content type and the (cached) text of the current snapshot. */
+  metrics: { contentType: string; render: () => Promise<string> };
   redisStatus: () => string;
   isShuttingDown: () => boolean;
   pollIntervalMs: number;
@@ -77,8 +77,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     });
 
     scope.get('/metrics', async (_req, reply) => {
-      const text = await deps.registry.metrics();
-      return reply.header('content-type', deps.registry.contentType).send(text);
+      const text = await deps.metrics.render();
+      return reply.header('content-type', deps.metrics.contentType).send(text);
     });
   });
 

@@ -3,6 +3,7 @@ import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './log.js';
+import { cachedRender } from './metrics.js';
 import { createMonitor } from './monitor.js';
 
 async function main(): Promise<void> {
@@ -24,7 +25,7 @@ async function main(): Promise<void> {
     logger,
     snapshot: () => monitor.poller.snapshot,
     alerts: () => monitor.engine.firing(),
-    registry: monitor.registry,
+    metrics: { contentType: monitor.registry.contentType, render: cachedRender(monitor.registry, () => monitor.poller.snapshot) },
     redisStatus: () => monitor.clients.redis.status,
     isShuttingDown: () => shuttingDown,
     pollIntervalMs: config.pollIntervalMs,

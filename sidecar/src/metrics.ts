@@ -207,3 +207,20 @@ class SnapshotFamily {
 export function registerMetrics(registry: Registry, read: () => { snapshot: StackSnapshot; alerts: AlertEngine }): void {
   for (const f of FAMILIES) registry.registerMetric(new SnapshotFamily(f, read) as unknown as Metric);
 }
+
+/**
+ * The exposition text only changes when the poll loop writes a new snapshot (the alert engine
+ * is evaluated in the same tick), so it is rendered once per snapshot and served as is.
+ */
+export function cachedRender(registry: Registry, version: () => object): () => Promise<string> {
+  let key: object | undefined;
+  let text: Promise<string> | undefined;
+  return () => {
+    const current = version();
+    if (current !== key || !text) {
+      key = current;
+      text = registry.metrics();
+    }
+    return text;
+  };
+}

@@ -20,7 +20,7 @@ async function app(snap: StackSnapshot, opts: { shuttingDown?: boolean; token?: 
     logger: pino({ level: 'silent' }),
     snapshot: () => snap,
     alerts: () => opts.alerts ?? [],
-    registry: new Registry(),
+    metrics: { contentType: new Registry().contentType, render: async () => 'x_up 1\n' },
     redisStatus: () => (snap.sources.redis.up ? 'ready' : 'reconnecting'),
     isShuttingDown: () => opts.shuttingDown ?? false,
     pollIntervalMs: 5000,
@@ -104,7 +104,7 @@ describe('bearer token', () => {
   it('guards /pool, /alerts and /metrics; /health, /livez, /readyz stay open', async () => {
     const { logger, lines } = capture();
     const a = await buildApp({
-      logger, snapshot: () => snapshot(), alerts: () => [], registry: new Registry(), redisStatus: () => 'ready',
+      logger, snapshot: () => snapshot(), alerts: () => [], metrics: { contentType: new Registry().contentType, render: async () => 'x_up 1\n' }, redisStatus: () => 'ready',
       isShuttingDown: () => false, pollIntervalMs: 5000, token: TOKEN,
     });
     for (const url of ['/pool', '/alerts', '/metrics']) {

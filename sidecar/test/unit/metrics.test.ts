@@ -2,7 +2,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { AlertEngine } from '../../src/alerts/engine.js';
 import { DEFAULT_RULES } from '../../src/alerts/rules.js';
-import { FAMILIES, registerMetrics } from '../../src/metrics.js';
+import { FAMILIES, cachedRender, registerMetrics } from '../../src/metrics.js';
 import type { PgBouncerSample } from '../../src/sources/pgbouncer.js';
 import type { PostgresSample } from '../../src/sources/postgres.js';
 import type { RedisSample } from '../../src/sources/redis.js';
@@ -75,5 +75,28 @@ describe('metrics', () => {
     expect(down).not.toMatch(/^pgbouncer_pools_/m);
     // Values only a live backend knows are absent, not 0.
     expect(down).not.toMatch(/^(pgbouncer_config_max_client_connections|pg_settings_max_connections|redis_connected_clients) /m);
+  });
+});
+
+describe('cachedRender', () => {
+  it('renders once per snapshot and again when the poll loop writes a new one', async () => {
+    const registry = new Registry();
+    let snap = snapshot();
+    const engine = new AlertEngine(DEFAULT_RULES, { defaultForMs: 0, resolveForMs: 0, hysteresis: 0.05 });
+    let reads = 0;
+    registerMetrics(registry, () => {
+      reads += 1;
+      return { snapshot: snap, alerts: engine };
+    });
+    const render = cachedRender(registry, () => snap);
+    const a = await render();
+    const perRender = reads;
+    expect(await render()).toBe(a);
+    expect(reads).toBe(perRender);
+    snap = snapshot({ redis: state<RedisSample>(undefined, 'down') });
+    const b = await render();
+    expect(reads).toBe(2 * perRender);
+    expect(b).toMatch(/^redis_up 0$/m);
+    expect(a).toMatch(/^redis_up 1$/m);
   });
 });
