@@ -13,7 +13,7 @@ env_get       = $$(grep -E '^$(1)=' .env | tail -n1 | cut -d= -f2-)
         prod-secrets prod-up prod-down prod-ps test test-unit test-e2e test-fault bench lint clean
 
 help: ## List every target
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: ## Install/start the Docker engine, Compose v2 and the base image when missing (idempotent)
 	@scripts/ensure-docker.sh
@@ -69,7 +69,7 @@ prod-down: ## Stop the prod stack (keeps the data volumes)
 prod-ps: ## Show the prod stack's services
 	@$(PROD) ps -a
 
-test: setup ## The test suite: unit tests, then end-to-end tests on the real compose stacks
+test: setup ## The test suite (what CI runs): the unit, e2e and fault tiers, one after another
 	@scripts/test.sh all
 
 test-unit: ## The fast tier: unit and process tests (no Docker needed)
