@@ -124,6 +124,9 @@ describe("the sidecar's connections with bad credentials", () => {
     expect(w.code, w.stderr).toBe(0);
     await adminSql('RELOAD');
     const recoverStats = await waitUntil('stats recovery', async () => (await h(48801)).body.pgbouncer.healthy === true, 15_000);
+    // Put the real stats password back for the rest of the suite.
+    expect((await run('docker', ['exec', '-i', pgbId, 'sh', '-c', 'cat > /var/run/pgbouncer/userlist.txt'], { input: userlist })).code).toBe(0);
+    await adminSql('RELOAD');
     const redisId = (await stack.containers()).find((x) => x.service === 'redis')!.id;
     await run('docker', ['exec', '-e', `REDISCLI_AUTH=${env.REDIS_PASSWORD}`, redisId, 'redis-cli', '--no-auth-warning', 'CONFIG', 'SET', 'requirepass', 'wrong-redis-password']);
     const recoverRedis = await waitUntil('redis recovery', async () => (await h(48803)).body.redis.available === true, 15_000);
@@ -210,7 +213,7 @@ describe('hostile HTTP', () => {
       scenario: 'hostile HTTP',
       load: `${N} random requests (methods, paths, headers, bodies, tokens), 25 at a time, loopback`,
       injected: 'unknown paths, wrong/missing/oversized tokens, 64 KiB header, 2 MiB body',
-      figures: `404 JSON; 401 for every bad token (none echoed); 431 for the big header; statuses ${[...statuses].sort((x, y) => x[0] - y[0]).map(([s, n]) => `${s === -1 ? 'closed mid-upload (body > 1 KiB)' : s}×${n}`).join(' ')}; no 500, no crash; RSS ${(before / 1024).toFixed(1)} → ${(after / 1024).toFixed(1)} MiB`,
+      figures: `404 JSON; 401 for every bad token (none echoed); 431 for the big header; /health ${(await health(port))?.status}; statuses ${[...statuses].sort((x, y) => x[0] - y[0]).map(([s, n]) => `${s === -1 ? 'closed mid-upload (body > 1 KiB)' : s}×${n}`).join(' ')}; no 500, no crash; RSS ${(before / 1024).toFixed(1)} → ${(after / 1024).toFixed(1)} MiB`,
     });
     expect(growthMb).toBeLessThan(30);
   });
