@@ -139,6 +139,7 @@ wait_for 30 curl -sf -o /dev/null "http://127.0.0.1:19127/metrics" || true
 wait_for 30 curl -sf -o /dev/null "http://127.0.0.1:19121/metrics" || true
 
 container_of() { case "$1" in sidecar) echo "$SIDECAR_ID" ;; *) echo "poolguard-bench-exp-$1" ;; esac; }
+net_url_of() { case "$1" in sidecar) echo "http://sidecar:8787" ;; pgbouncer) echo http://poolguard-bench-exp-pgbouncer:9127 ;; postgres) echo http://poolguard-bench-exp-postgres:9187 ;; redis) echo http://poolguard-bench-exp-redis:9121 ;; esac; }
 url_of() { case "$1" in sidecar) echo "http://127.0.0.1:$SIDECAR_PORT/metrics" ;; pgbouncer) echo http://127.0.0.1:19127/metrics ;; postgres) echo http://127.0.0.1:19187/metrics ;; redis) echo http://127.0.0.1:19121/metrics ;; esac; }
 rss_kb() { docker exec "$(container_of "$1")" sh -c 'grep VmHWM /proc/1/status' 2>/dev/null | awk '{print $2}'; }
 conns() { # established TCP connections from the process to 5432/6432/6379
@@ -147,8 +148,10 @@ conns() { # established TCP connections from the process to 5432/6432/6379
 scrape() { # TARGET LABEL: 1,000 scrapes -> "TARGET|LABEL|p50|p99|series|cpu_ms_per_scrape|rss_mb|conns"
   local t="$1" label="$2" c0 c1 lat series
   c0=$(cat "/sys/fs/cgroup/cpuacct/docker/$(docker inspect -f '{{.Id}}' "$(container_of "$t")")/cpuacct.usage")
-  local base; base="$(url_of "$t")"; base="${base%/metrics}"
-  lat=$(SIDECAR_TOKEN="" node scripts/sidecar-latency.mjs "$base" 1000 /metrics 2>/dev/null | awk '{for(i=1;i<=NF;i++){split($i,a,"="); if(a[1]=="p50")p50=a[2]; if(a[1]=="p99")p99=a[2]}} END{print p50" "p99}')
+  # From a container on the compose network, like Prometheus would scrape: no docker-proxy
+  # (the published ports' userland proxy) in the path.
+  lat=$(docker run --rm --network "$NET" -v "$root/scripts/sidecar-latency.mjs:/app/latency.mjs:ro" --entrypoint node \
+      poolguard/migrate:0.1.0 /app/latency.mjs "$(net_url_of "$t")" 1000 /metrics 2>/dev/null | awk '{for(i=1;i<=NF;i++){split($i,a,"="); if(a[1]=="p50")p50=a[2]; if(a[1]=="p99")p99=a[2]}} END{print p50" "p99}')
   c1=$(cat "/sys/fs/cgroup/cpuacct/docker/$(docker inspect -f '{{.Id}}' "$(container_of "$t")")/cpuacct.usage")
   series=$(curl -s "$(url_of "$t")" | grep -vc '^#')
   echo "scrape|$t|$label|${lat% *}|${lat#* }|$series|$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.2f", (b-a)/1000/1e6}')|$(awk -v k="$(rss_kb "$t")" 'BEGIN{printf "%.1f", k/1024}')|$(conns "$t")" >>"$RESULTS"
@@ -269,7 +272,7 @@ pf() { awk -v v="$1" -v t="$2" -v d="$3" 'BEGIN{ if (v=="") print "MISS (no figu
   echo
   echo "## 5. The sidecar against the exporters it replaces"
   echo
-  echo "Debian's prometheus-pgbouncer-exporter, prometheus-postgres-exporter and prometheus-redis-exporter (bench-only image, scripts/bench-exporters) and the sidecar, all on the same stack. 1,000 sequential scrapes of each /metrics from loopback, idle and during a 50-client pooled select-only pgbench. CPU per scrape from the container's cgroup (cpuacct) over those 1,000 scrapes; RSS is the process's peak (VmHWM); connections are established TCP connections to Postgres/PgBouncer/Redis."
+  echo "Debian's prometheus-pgbouncer-exporter, prometheus-postgres-exporter and prometheus-redis-exporter (bench-only image, scripts/bench-exporters) and the sidecar, all on the same stack. 1,000 sequential scrapes of each /metrics from a container on the compose network (as Prometheus would; no docker-proxy in the path), idle and during a 50-client pooled select-only pgbench. CPU per scrape from the container's cgroup (cpuacct) over those 1,000 scrapes; RSS is the process's peak (VmHWM); connections are established TCP connections to Postgres/PgBouncer/Redis."
   echo
   echo "| process | load | p50 ms | p99 ms | series | CPU ms / scrape | peak RSS MB | connections held |"
   echo "|---|---|---|---|---|---|---|---|"

@@ -57,7 +57,7 @@ export const SQL = {
                     coalesce(application_name, '') AS application_name, count(*) AS count,
                     coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)), 0)::float8 AS max_tx_seconds
                FROM pg_catalog.pg_stat_activity
-              WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()
+              WHERE backend_type = 'client backend'
               GROUP BY 1, 2, 3, 4`,
   databases: `SELECT datname FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1`,
   idleInTransaction: `SELECT pid, coalesce(datname, '') AS datname, coalesce(usename, '') AS usename,
@@ -135,9 +135,9 @@ export async function collectPostgres(db: Queryable): Promise<PostgresSample> {
   return { ...settings, activity, databases, idleInTransaction, oldestXactSeconds, lockWaiting, backends, ...replication };
 }
 
-/** Client backends counted against the non-superuser connection limit. */
+/** Client backends counted against the non-superuser connection limit (the sidecar's own included). */
 export function clientConnections(s: PostgresSample): number {
-  return s.activity.reduce((n, g) => n + g.count, 0) + 1; // + the sidecar's own session
+  return s.activity.reduce((n, g) => n + g.count, 0);
 }
 
 export function usableConnections(s: PostgresSample): number {
