@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { describeError } from './log.js';
-import { PgConnection } from './pg-connection.js';
+import { PgConnection, backoffMs } from './pg-connection.js';
 import type { SourceSpecs } from './poller.js';
 import type { StackSamples } from './snapshot.js';
 import { collectPgBouncer } from './sources/pgbouncer.js';
@@ -41,7 +41,7 @@ export function createClients(config: Config, logger: Logger, onLost: () => void
     maxRetriesPerRequest: 0,
     connectTimeout: config.sourceTimeoutMs,
     commandTimeout: config.sourceTimeoutMs,
-    retryStrategy: (times) => Math.min(config.reconnectMaxMs, 250 * 2 ** Math.min(times - 1, 16)),
+    retryStrategy: (times) => backoffMs(times, config.reconnectMaxMs),
     // Never reconnect-and-retry on READONLY etc.: report instead.
     reconnectOnError: () => false,
   });

@@ -91,6 +91,8 @@ export function healthBody(snap: StackSnapshot, opts: { isShuttingDown: boolean;
   return body;
 }
 
+const pgFigures = (connections: number, maxConnections: number, isHealthy: boolean) => ({ connections, maxConnections, utilizationPercent: pct(connections, maxConnections), isHealthy });
+
 export function poolBody(snap: StackSnapshot, now: Date) {
   const { pgbouncer, probe, postgres, redis } = snap.sources;
   const figures = serverPoolFigures(pgbouncer.sample);
@@ -130,9 +132,7 @@ export function poolBody(snap: StackSnapshot, now: Date) {
         };
       }),
     },
-    postgres: pg
-      ? { connections: clientConnections(pg), maxConnections: usableConnections(pg), utilizationPercent: pct(clientConnections(pg), usableConnections(pg)), isHealthy: postgres.up }
-      : { connections: null, maxConnections: null, utilizationPercent: null, isHealthy: false },
+    postgres: pg ? pgFigures(clientConnections(pg), usableConnections(pg), postgres.up) : { connections: null, maxConnections: null, utilizationPercent: null, isHealthy: false },
     redis: {
       isHealthy: redis.up,
       connectedClients: info ? redisClients : null,

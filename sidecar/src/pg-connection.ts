@@ -7,6 +7,11 @@ import { describeError } from './log.js';
 
 export type Row = Record<string, unknown>;
 
+/** Reconnection delay after the attempt-th failure in a row: 250 ms doubling, capped at maxMs. */
+export function backoffMs(attempt: number, maxMs: number): number {
+  return Math.min(maxMs, 250 * 2 ** Math.min(Math.max(attempt, 1) - 1, 16));
+}
+
 /** The only thing sources see: a way to run a parameterless query. */
 export interface Queryable {
   query(sql: string): Promise<Row[]>;
@@ -132,7 +137,7 @@ export class PgConnection implements Queryable {
     } catch (err) {
       client.end().catch(() => undefined);
       this.failures += 1;
-      const backoff = Math.min(this.opts.reconnectMaxMs, 250 * 2 ** Math.min(this.failures - 1, 16));
+      const backoff = backoffMs(this.failures, this.opts.reconnectMaxMs);
       this.nextAttemptAt = this.now() + backoff;
       this.lastError = describeError(err);
       if (this.failures === 1) logger.warn({ target: name, err, retryInMs: backoff }, 'cannot connect');

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, Stack, pgClient, pgConnectError, publish, run, sleep } from './stack.js';
+import { ROOT, Stack, health, pgClient, pgConnectError, publish, run, sleep } from './stack.js';
 
 const SLOW_MIGRATION = '-- Up Migration\nSELECT pg_sleep(3);\nCREATE TABLE slow_marker (id int PRIMARY KEY);\nINSERT INTO slow_marker VALUES (1);\n-- Down Migration\nDROP TABLE slow_marker;\n';
 
@@ -30,11 +30,6 @@ const pooled = (extra: pg.ClientConfig = {}) => pgClient({ port: PORTS.pgbouncer
 const direct = (extra: pg.ClientConfig = {}) => pgClient({ port: PORTS.postgres, ...app, ...extra });
 const admin = () =>
   pgClient({ port: PORTS.pgbouncer, user: env.PGBOUNCER_ADMIN_USER!, password: env.PGBOUNCER_ADMIN_PASSWORD!, database: 'pgbouncer' });
-
-async function health(): Promise<{ status: number; body: Record<string, any> }> {
-  const res = await fetch(`http://127.0.0.1:${PORTS.sidecar}/health`);
-  return { status: res.status, body: (await res.json()) as Record<string, any> };
-}
 
 let upSeconds = 0;
 
@@ -112,7 +107,7 @@ describe('dev stack bring-up', () => {
   });
 
   it('/health answers 200 from real checks of all three backends', async () => {
-    const { status, body } = await health();
+    const { status, body } = (await health(PORTS.sidecar))!;
     expect(status).toBe(200);
     expect(body.healthy).toBe(true);
     expect(body.database).toMatchObject({ healthy: true, lastError: null, connectionPool: { isPgBouncer: true } });

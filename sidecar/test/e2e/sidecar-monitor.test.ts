@@ -5,7 +5,7 @@ import pg from 'pg';
 import { GenericContainer, Network, Wait, type StartedNetwork, type StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAMILIES } from '../../src/metrics.js';
-import { run, sleep } from './stack.js';
+import { run, sleep, until } from './stack.js';
 
 const PW = {
   postgres: 'it-postgres-pw',
@@ -50,15 +50,6 @@ async function getJson(c: StartedTestContainer, path: string): Promise<{ status:
 }
 async function metrics(c: StartedTestContainer = sidecar): Promise<string> {
   return (await fetch(url(c, '/metrics'))).text();
-}
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, stepMs = 100): Promise<{ value: T; ms: number }> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return { value: v, ms: Date.now() - t0 };
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(stepMs);
-  }
 }
 const pooled = (extra: pg.ClientConfig = {}) => {
   const c = new pg.Client({ host: pgbouncer.getHost(), port: pgbouncer.getMappedPort(6432), user: 'app', password: PW.app, database: 'app', ...extra });

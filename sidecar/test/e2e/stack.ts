@@ -166,3 +166,36 @@ export async function pgConnectError(cfg: pg.ClientConfig): Promise<Error | unde
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Polls fn every stepMs until it returns a value; returns it with the ms it took. On timeout
+ * the error carries what was awaited and, when given, context() (e.g. the sidecar's /health).
+ */
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs: number,
+  stepMs = 100,
+  context?: () => Promise<string>,
+): Promise<{ value: T; ms: number }> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v) return { value: v, ms: Date.now() - t0 };
+    if (Date.now() - t0 > timeoutMs) {
+      const extra = context ? ` (${await context().catch((e: Error) => e.message)})` : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${extra}`);
+    }
+    await sleep(stepMs);
+  }
+}
+
+/** GET /health of a sidecar on a host port; undefined when it does not answer. */
+export async function health(port: number): Promise<{ status: number; body: any } | undefined> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
+    return { status: res.status, body: await res.json() };
+  } catch {
+    return undefined;
+  }
+}

@@ -27,6 +27,7 @@ async function containerId(service: string): Promise<string> {
 }
 
 const healthy = async () => (await health(PORTS.sidecar))?.status === 200;
+const sidecarHealth = async () => `sidecar /health: ${JSON.stringify((await health(PORTS.sidecar))?.body ?? null).slice(0, 600)}`;
 
 beforeAll(async () => {
   await stack.compose(['down', '-v', '--remove-orphans']);
@@ -152,7 +153,7 @@ describe('under load', () => {
       const firedMs = await waitUntil(`client-utilisation alert (${clients.length} clients held)`, async () => {
         const a = await fetch(`http://127.0.0.1:${PORTS.sidecar}/alerts`).then((r) => r.json() as Promise<{ items: { name: string }[] }>);
         return a.items.some((x) => x.name === 'pgbouncer_client_utilization');
-      }, 30_000, 200);
+      }, 30_000, 200, sidecarHealth);
       await Promise.all(clients.map((c) => c.end()));
       const resolvedMs = await waitUntil('client-utilisation alert resolved', async () => {
         const a = await fetch(`http://127.0.0.1:${PORTS.sidecar}/alerts`).then((r) => r.json() as Promise<{ items: { name: string }[] }>);

@@ -4,7 +4,9 @@ import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { ROOT, run, sleep, type Stack } from '../e2e/stack.js';
+import { ROOT, run, until, type Stack } from '../e2e/stack.js';
+
+export { health } from '../e2e/stack.js';
 
 export interface LoadSummary {
   writer: string;
@@ -77,26 +79,9 @@ export async function lostWrites(stack: Stack, port: number, writer: string, ack
   }
 }
 
-export async function health(port: number): Promise<{ status: number; body: any } | undefined> {
-  try {
-    const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
-    return { status: res.status, body: await res.json() };
-  } catch {
-    return undefined;
-  }
-}
-
 /** Polls until check() passes; returns the ms it took. */
-export async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs: number, stepMs = 100): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - t0;
-    if (Date.now() - t0 > timeoutMs) {
-      const h = await health(38787).catch(() => undefined);
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (sidecar /health: ${JSON.stringify(h?.body ?? null).slice(0, 600)})`);
-    }
-    await sleep(stepMs);
-  }
+export async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs: number, stepMs = 100, context?: () => Promise<string>): Promise<number> {
+  return (await until(what, async () => (await check()) || undefined, timeoutMs, stepMs, context)).ms;
 }
 
 export async function pgReady(port: number, env: Record<string, string>): Promise<boolean> {
