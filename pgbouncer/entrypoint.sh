@@ -6,7 +6,8 @@
 # writes the auth_file, then execs PgBouncer in the foreground.
 #
 # Environment (defaults in brackets):
-#   APP_DB [app], POSTGRES_HOST [postgres], POSTGRES_PORT [5432]
+#   APP_DB [app], POSTGRES_HOST [postgres] (a host, or a socket directory such as /var/run/postgresql),
+#   POSTGRES_PORT [5432]
 #   PGBOUNCER_AUTH_USER [pgbouncer_auth]    + PGBOUNCER_AUTH_PASSWORD  | _FILE  (required)
 #   PGBOUNCER_ADMIN_USER [pgbouncer_admin]  + PGBOUNCER_ADMIN_PASSWORD | _FILE  (required)
 #   PGBOUNCER_STATS_USER [pgbouncer_stats]  + PGBOUNCER_STATS_PASSWORD | _FILE  (required)
@@ -48,7 +49,8 @@ render() {
   export PGBOUNCER_ADMIN_USER="${PGBOUNCER_ADMIN_USER:-pgbouncer_admin}"
   export PGBOUNCER_STATS_USER="${PGBOUNCER_STATS_USER:-pgbouncer_stats}"
   check_name APP_DB; check_name PGBOUNCER_AUTH_USER; check_name PGBOUNCER_ADMIN_USER; check_name PGBOUNCER_STATS_USER
-  [[ "$POSTGRES_HOST" =~ ^[A-Za-z0-9._:-]+$ ]] || err "POSTGRES_HOST must be a host name or address, got '$POSTGRES_HOST'"
+  [[ "$POSTGRES_HOST" =~ ^[A-Za-z0-9._:-]+$ || "$POSTGRES_HOST" =~ ^/[A-Za-z0-9._/-]+$ ]] \
+    || err "POSTGRES_HOST must be a host name, an address or a Unix socket directory (an absolute path), got '$POSTGRES_HOST'"
   [[ "$POSTGRES_PORT" =~ ^[0-9]+$ ]] && [ "$POSTGRES_PORT" -ge 1 ] && [ "$POSTGRES_PORT" -le 65535 ] \
     || err "POSTGRES_PORT must be a port number (1-65535), got '$POSTGRES_PORT'"
   file_env PGBOUNCER_AUTH_PASSWORD; file_env PGBOUNCER_ADMIN_PASSWORD; file_env PGBOUNCER_STATS_PASSWORD

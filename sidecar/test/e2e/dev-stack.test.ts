@@ -128,6 +128,30 @@ describe('dev stack bring-up', () => {
     expect(err?.message).toMatch(/not allowed/);
   });
 
+  it('PgBouncer reaches Postgres over the shared Unix socket; only poolguard_pooled members log in that way', async () => {
+    const c = await pooled();
+    try {
+      // The server side of a pooled session is a Unix-socket backend: no client address.
+      const { rows } = await c.query("SELECT client_addr, client_port FROM pg_stat_activity WHERE pid = pg_backend_pid()");
+      expect(rows[0]).toEqual({ client_addr: null, client_port: -1 });
+    } finally {
+      await c.end();
+    }
+    const psql = (sql: string) => stack.exec('postgres', ['psql', '-v', 'ON_ERROR_STOP=1', '-h', '/var/run/postgresql', '-U', 'postgres', '-d', app.database, '-Atc', sql]);
+    expect((await psql("CREATE ROLE reporting LOGIN PASSWORD 'reporting-pw'")).code).toBe(0);
+    const reporting = { port: PORTS.pgbouncer, user: 'reporting', password: 'reporting-pw', database: app.database };
+    // Not a member: PgBouncer authenticates the client (auth_query), Postgres refuses the
+    // server login over the socket (pg_hba: local +poolguard_pooled), and says why.
+    expect((await pgConnectError(reporting))?.message).toMatch(/authentication failed for user "reporting"/);
+    expect((await psql('GRANT poolguard_pooled TO reporting')).code).toBe(0);
+    const r = await pgClient(reporting);
+    try {
+      expect((await r.query('SELECT current_user AS u')).rows[0].u).toBe('reporting');
+    } finally {
+      await r.end();
+    }
+  });
+
   it('a wrong password is refused through PgBouncer and directly', async () => {
     expect((await pgConnectError({ port: PORTS.pgbouncer, ...app, password: 'wrong' }))?.message).toMatch(/password authentication failed|SASL authentication failed/);
     expect((await pgConnectError({ port: PORTS.postgres, ...app, password: 'wrong' }))?.message).toMatch(/password authentication failed/);
