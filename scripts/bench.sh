@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Usage: scripts/bench.sh            (make bench)
 #   BENCH_SECONDS=20   seconds per pgbench run (the issue's figure; 5 for a quick look)
-#   BENCH_SCALE=10     pgbench scale factor
+#   BENCH_SCALE=100    pgbench scale factor. pgbench's docs: for the TPC-B-like test the scale
+#                      should be at least the largest client count (90 here), "else you'll
+#                      mostly be measuring update contention" (10 branches, 90 clients).
+#   BENCH_COLD=1       7. also time a cold `make up`: REMOVES the poolguard images and the
+#                      engine's build cache first (about 1-2 min to rebuild). 0 skips it.
 #
 # Benchmarks the running dev stack (brings it up when needed) with pgbench in a container on
 # the compose network (the postgres image ships pgbench) and writes docs/benchmarks.md plus the
@@ -11,7 +15,7 @@
 # pooled), 2. connection churn (-C, 50 clients: TPS and Postgres/PgBouncer CPU per new
 # connection from cgroup accounting), 3. over-subscription, 4. server connections used during
 # pooled runs (from the sidecar's /metrics), 6. detection latency (default and 1 s poll),
-# 7. `make up` warm; 5. the sidecar against Debian's exporters (bench-only image).
+# 7. `make up` warm and cold; 5. the sidecar against Debian's exporters (bench-only image).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -20,9 +24,11 @@ for tool in docker curl awk; do command -v "$tool" >/dev/null || { echo "bench: 
 docker info >/dev/null 2>&1 || { echo "bench: no Docker engine answers; run 'make setup' (scripts/ensure-docker.sh)" >&2; exit 1; }
 
 SECS="${BENCH_SECONDS:-20}"
-SCALE="${BENCH_SCALE:-10}"
+SCALE="${BENCH_SCALE:-100}"
+COLD="${BENCH_COLD:-1}"
+[[ "$COLD" =~ ^[01]$ ]] || { echo "bench: BENCH_COLD must be 0 or 1" >&2; exit 1; }
 [[ "$SECS" =~ ^[0-9]+$ ]] && [ "$SECS" -ge 1 ] && [ "$SECS" -le 300 ] || { echo "bench: BENCH_SECONDS must be 1-300" >&2; exit 1; }
-[[ "$SCALE" =~ ^[0-9]+$ ]] && [ "$SCALE" -ge 1 ] && [ "$SCALE" -le 100 ] || { echo "bench: BENCH_SCALE must be 1-100" >&2; exit 1; }
+[[ "$SCALE" =~ ^[0-9]+$ ]] && [ "$SCALE" -ge 1 ] && [ "$SCALE" -le 300 ] || { echo "bench: BENCH_SCALE must be 1-300" >&2; exit 1; }
 
 scripts/ensure-env.sh
 envval() { grep -E "^$1=" .env | tail -n1 | cut -d= -f2-; }
@@ -46,11 +52,26 @@ NET="$("${COMPOSE[@]}" ps -q postgres | xargs docker inspect -f '{{range $k, $v 
 cid() { "${COMPOSE[@]}" ps -q "$1"; }
 cpu_ns() { cat "/sys/fs/cgroup/cpuacct/docker/$(docker inspect -f '{{.Id}}' "$(cid "$1")")/cpuacct.usage" 2>/dev/null || echo 0; }
 
-pgbench() { # pgbench HOST PORT ARGS...
+pgbench() { # pgbench HOST PORT ARGS...: the last output line is "client-cpu-ms N" (pgbench's own
+  # user + system CPU, from bash's `times`), so the client's share of a run can be reported.
   local host="$1" port="$2"; shift 2
-  docker run --rm --network "$NET" -e PGPASSWORD="$APP_PASSWORD" --entrypoint pgbench poolguard/postgres:0.1.0 \
-    -h "$host" -p "$port" -U "$APP_USER" "$@" "$APP_DB"
+  docker run --rm --network "$NET" -e PGPASSWORD="$APP_PASSWORD" --entrypoint bash poolguard/postgres:0.1.0 -c '
+    pgbench "$@"; rc=$?
+    times >/tmp/times; awk '"'"'NR==2 { for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); ms += (t[1] * 60 + t[2]) * 1000 } printf "client-cpu-ms %.0f\n", ms }'"'"' /tmp/times
+    exit $rc' pgbench -h "$host" -p "$port" -U "$APP_USER" "$@" "$APP_DB"
 }
+
+# The settings every figure below was taken with, read from the running services.
+PGB_SETTINGS="$(docker exec "$(cid pgbouncer)" sh -c 'cat /var/run/pgbouncer/pgbouncer.ini' \
+  | awk '$2 == "=" && $1 ~ /^(pool_mode|default_pool_size|min_pool_size|reserve_pool_size|max_client_conn|max_db_connections|max_prepared_statements|pkt_buf|so_reuseport|log_connections|log_disconnections|server_reset_query)$/ {k = $1; sub(/^[^=]*= /, ""); printf "%s%s=%s", (n++ ? ", " : ""), k, $0}')"
+PGB_TARGET="$(docker exec "$(cid pgbouncer)" sh -c 'cat /var/run/pgbouncer/pgbouncer.ini' | awk -v db="$APP_DB" '$1 == db && $2 == "=" {for (i = 3; i <= NF; i++) if ($i ~ /^host=/) {sub(/^host=/, "", $i); print $i}}')"
+PG_SETTINGS="$(docker exec -i "$(cid postgres)" sh -c 'psql -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres -At' 2>/dev/null <<'SQL' || echo '?'
+SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) FROM pg_settings
+ WHERE name IN ('max_connections', 'shared_buffers', 'superuser_reserved_connections', 'password_encryption', 'synchronous_commit', 'log_connections');
+SQL
+)"
+SIDECAR_CMD="$(docker exec "$(cid sidecar)" sh -c 'tr "\0" " " </proc/1/cmdline')"
+log "settings: PgBouncer $PGB_SETTINGS; server connections via $PGB_TARGET; Postgres $PG_SETTINGS; sidecar: $SIDECAR_CMD"
 
 log "pgbench -i -s $SCALE (direct)"
 pgbench postgres 5432 -i -s "$SCALE" -q >"$RAW/init.txt" 2>&1
@@ -90,7 +111,8 @@ run_one() { # NAME HOST PORT CLIENTS ARGS... -> appends "name tps latency failed
   txs=$(awk '/^number of transactions actually processed:/ {split($6,a,"/"); print a[1]; exit}' "$out")
   err=$(grep -m1 -oE '(FATAL|ERROR|error):.*' "$out" | tr '|' '/' | cut -c1-140 || true)
   servers=$(cat "$sfile"); rm -f "$sfile"
-  echo "$name|${tps:-}|${lat:-}|${failed:-}|${txs:-0}|$rc|$((pg1 - pg0))|$((pb1 - pb0))|$servers|${err:-}" >>"$RESULTS"
+  local client; client=$(awk '/^client-cpu-ms / {print $2}' "$out")
+  echo "$name|${tps:-}|${lat:-}|${failed:-}|${txs:-0}|$rc|$((pg1 - pg0))|$((pb1 - pb0))|$servers|${err:-}|${client:-}" >>"$RESULTS"
   log "$name: tps=${tps:-n/a} lat=${lat:-n/a} ms failed=${failed:-n/a} rc=$rc servers(max pool/backends)=$servers ${err:+error: $err}"
 }
 
@@ -133,15 +155,26 @@ for e in "${exporters[@]}"; do
     -e STATS_PASSWORD="$(envval PGBOUNCER_STATS_PASSWORD)" -e MONITOR_PASSWORD="$(envval MONITOR_PASSWORD)" \
     -e REDIS_PASSWORD="$(envval REDIS_PASSWORD)" -e APP_DB="$APP_DB" "$EXP_IMAGE" "$name" >/dev/null
 done
+# The floor: a static Node HTTP server (node:http, no framework) answering every request with a
+# body the size of the sidecar's /metrics, scraped the same way. Whatever it shows is the
+# machine's and the scraping client's share of a latency figure, not the sidecar's.
+BODY_BYTES=$(curl -s "http://127.0.0.1:$SIDECAR_PORT/metrics" | wc -c)
+docker rm -f poolguard-bench-static >/dev/null 2>&1 || true
+docker run -d --name poolguard-bench-static --network "$NET" -p 127.0.0.1:19100:8080 --entrypoint node poolguard/migrate:0.1.0 \
+  -e "const b = Buffer.alloc(Number(process.argv[1]), 'x\n'); require('node:http').createServer((q, r) => { r.setHeader('content-type', 'text/plain'); r.end(b); }).listen(8080)" \
+  "$BODY_BYTES" >/dev/null
 SIDECAR_ID="$(cid sidecar)"
 wait_for 30 curl -sf -o /dev/null "http://127.0.0.1:19187/metrics" || true
 wait_for 30 curl -sf -o /dev/null "http://127.0.0.1:19127/metrics" || true
 wait_for 30 curl -sf -o /dev/null "http://127.0.0.1:19121/metrics" || true
 
-container_of() { case "$1" in sidecar) echo "$SIDECAR_ID" ;; *) echo "poolguard-bench-exp-$1" ;; esac; }
-net_url_of() { case "$1" in sidecar) echo "http://sidecar:8787" ;; pgbouncer) echo http://poolguard-bench-exp-pgbouncer:9127 ;; postgres) echo http://poolguard-bench-exp-postgres:9187 ;; redis) echo http://poolguard-bench-exp-redis:9121 ;; esac; }
-url_of() { case "$1" in sidecar) echo "http://127.0.0.1:$SIDECAR_PORT/metrics" ;; pgbouncer) echo http://127.0.0.1:19127/metrics ;; postgres) echo http://127.0.0.1:19187/metrics ;; redis) echo http://127.0.0.1:19121/metrics ;; esac; }
-rss_kb() { docker exec "$(container_of "$1")" sh -c 'grep VmHWM /proc/1/status' 2>/dev/null | awk '{print $2}'; }
+container_of() { case "$1" in sidecar) echo "$SIDECAR_ID" ;; static) echo poolguard-bench-static ;; *) echo "poolguard-bench-exp-$1" ;; esac; }
+net_url_of() { case "$1" in sidecar) echo "http://sidecar:8787" ;; static) echo http://poolguard-bench-static:8080 ;; pgbouncer) echo http://poolguard-bench-exp-pgbouncer:9127 ;; postgres) echo http://poolguard-bench-exp-postgres:9187 ;; redis) echo http://poolguard-bench-exp-redis:9121 ;; esac; }
+url_of() { case "$1" in sidecar) echo "http://127.0.0.1:$SIDECAR_PORT/metrics" ;; static) echo http://127.0.0.1:19100/metrics ;; pgbouncer) echo http://127.0.0.1:19127/metrics ;; postgres) echo http://127.0.0.1:19187/metrics ;; redis) echo http://127.0.0.1:19121/metrics ;; esac; }
+# Peak RSS (VmHWM) and the current RSS split into anonymous memory (the process's own heap) and
+# file-backed pages (mapped binaries and libraries, shared with every process that maps them).
+rss_mb() { docker exec "$(container_of "$1")" sh -c 'cat /proc/1/status' 2>/dev/null \
+  | awk '$1 ~ /^(VmHWM|RssAnon|RssFile):$/ {v[$1] = $2 / 1024} END {printf "%.1f|%.1f|%.1f", v["VmHWM:"], v["RssAnon:"], v["RssFile:"]}'; }
 conns() { # established TCP connections from the process to 5432/6432/6379
   docker exec "$(container_of "$1")" sh -c 'cat /proc/net/tcp /proc/net/tcp6 2>/dev/null' | awk 'NR>0 && $4=="01" {split($3,a,":"); p=a[2]; if (p=="1538"||p=="1920"||p=="18EB") n[p]++} END{printf "pg %d, pgbouncer %d, redis %d", n["1538"]+0, n["1920"]+0, n["18EB"]+0}'
 }
@@ -153,23 +186,24 @@ scrape() { # TARGET LABEL: 1,000 scrapes -> "TARGET|LABEL|p50|p99|series|cpu_ms_
   lat=$(docker run --rm --network "$NET" -v "$root/scripts/sidecar-latency.mjs:/app/latency.mjs:ro" --entrypoint node \
       poolguard/migrate:0.1.0 /app/latency.mjs "$(net_url_of "$t")" 1000 /metrics 2>/dev/null | awk '{for(i=1;i<=NF;i++){split($i,a,"="); if(a[1]=="p50")p50=a[2]; if(a[1]=="p99")p99=a[2]}} END{print p50" "p99}')
   c1=$(cat "/sys/fs/cgroup/cpuacct/docker/$(docker inspect -f '{{.Id}}' "$(container_of "$t")")/cpuacct.usage")
-  series=$(curl -s "$(url_of "$t")" | grep -vc '^#')
-  echo "scrape|$t|$label|${lat% *}|${lat#* }|$series|$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.2f", (b-a)/1000/1e6}')|$(awk -v k="$(rss_kb "$t")" 'BEGIN{printf "%.1f", k/1024}')|$(conns "$t")" >>"$RESULTS"
+  if [ "$t" = static ]; then series="—"; else series=$(curl -s "$(url_of "$t")" | grep -vc '^#'); fi
+  echo "scrape|$t|$label|${lat% *}|${lat#* }|$series|$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.2f", (b-a)/1000/1e6}')|$(rss_mb "$t")|$(conns "$t")" >>"$RESULTS"
   log "scrape $t ($label): p50/p99 ${lat} ms, $series series"
 }
-for t in sidecar pgbouncer postgres redis; do scrape "$t" idle; done
+for t in sidecar pgbouncer postgres redis static; do scrape "$t" idle; done
 log "50-client pooled pgbench in the background while scraping"
 docker rm -f poolguard-bench-load >/dev/null 2>&1 || true
 docker run -d --name poolguard-bench-load --network "$NET" -e PGPASSWORD="$APP_PASSWORD" --entrypoint pgbench poolguard/postgres:0.1.0 \
   -h pgbouncer -p 6432 -U "$APP_USER" -n -S -c 50 -j 2 -T 300 "$APP_DB" >/dev/null
 sleep 2
-for t in sidecar pgbouncer postgres redis; do scrape "$t" load; done
+for t in sidecar pgbouncer postgres redis static; do scrape "$t" load; done
 docker logs poolguard-bench-load >"$RAW/scrape-load.txt" 2>&1 || true
 docker rm -f poolguard-bench-load >/dev/null 2>&1 || true
 log "/health under concurrent HTTP load (autocannon, 20 connections, 10 s)"
 AC="$(cd sidecar && npx --no-install autocannon --json -c 20 -d 10 "http://127.0.0.1:$SIDECAR_PORT/health" 2>/dev/null || true)"
 echo "$AC" >"$RAW/health-autocannon.json"
 for e in "${exporters[@]}"; do docker rm -f "poolguard-bench-exp-${e%%:*}" >/dev/null 2>&1 || true; done
+docker rm -f poolguard-bench-static >/dev/null 2>&1 || true
 
 # 6. Detection latency: stop each backend, time until /health says so; start it, time from the
 # backend accepting connections until /health is 200 again. At the default poll and at 1 s.
@@ -212,6 +246,21 @@ SIDECAR_POLL_INTERVAL_MS=1000 SIDECAR_SOURCE_TIMEOUT_MS=800 "${COMPOSE[@]}" up -
 detect 1s
 "${COMPOSE[@]}" up -d --wait sidecar >/dev/null 2>&1 # back to the .env settings
 
+# 7. make up, cold: no poolguard image and no build cache (the Debian base image stays: it is
+# built once by scripts/ensure-docker.sh). Every image is rebuilt from its Dockerfile.
+UP_COLD=""
+if [ "$COLD" = 1 ]; then
+  log "make up (cold): down, remove the poolguard images and the build cache, up --build --wait"
+  "${COMPOSE[@]}" down >/dev/null 2>&1 || true
+  docker images --format '{{.Repository}}:{{.Tag}}' | grep '^poolguard/' | grep -v '^poolguard/bench-' | xargs -r docker rmi -f >/dev/null 2>&1 || true
+  docker builder prune -af >/dev/null 2>&1 || true
+  t0=$(date +%s.%N)
+  if scripts/up.sh dev --env-file .env >"$RAW/make-up-cold.txt" 2>&1; then
+    UP_COLD=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
+  fi
+  log "make up cold: ${UP_COLD:-failed, see $RAW/make-up-cold.txt} s"
+fi
+
 # ---- report ------------------------------------------------------------------------------
 field() { awk -F'|' -v n="$1" -v k="$2" '$1==n {print $k}' "$RESULTS"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || b==0) print ""; else printf "%.2f", a/b }'; }
@@ -222,7 +271,17 @@ pf() { awk -v v="$1" -v t="$2" -v d="$3" 'BEGIN{ if (v=="") print "MISS (no figu
   echo
   echo "<!-- Generated by scripts/bench.sh (make bench); do not edit by hand. Raw pgbench outputs: docs/bench-raw/. -->"
   echo
-  echo "Run $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) shared cores, dev stack as shipped (PgBouncer $(docker exec "$(cid pgbouncer)" pgbouncer --version 2>/dev/null | head -n1 | awk '{print $2}'): transaction pooling, default_pool_size 25, reserve 5, max_client_conn 100, max_db_connections 50, pkt_buf 4096, log_connections 0; Postgres $(docker exec "$(cid postgres)" postgres --version | awk '{print $3}') max_connections 100). pgbench in a container on the compose network, scale $SCALE, ${SECS} s per run, 2 threads. Absolute figures drift on shared cores; the ratios are taken in the same run."
+  echo "Run $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) shared cores (pgbench, PgBouncer, Postgres, Redis and the sidecar all share them), dev stack as shipped: PgBouncer $(docker exec "$(cid pgbouncer)" pgbouncer --version 2>/dev/null | head -n1 | awk '{print $2}'), Postgres $(docker exec "$(cid postgres)" postgres --version | awk '{print $3}'). Absolute figures drift on shared cores; the ratios are taken in the same run."
+  echo
+  echo "## Settings of this run"
+  echo
+  echo "Read from the running services at the start of the run; every figure below was taken with them unless its section says otherwise."
+  echo
+  echo "- PgBouncer: $PGB_SETTINGS; server connections to Postgres over \`$PGB_TARGET\` (the Unix socket shared through the pgsocket volume)"
+  echo "- Postgres: $PG_SETTINGS"
+  echo "- sidecar: \`$SIDECAR_CMD\`, poll interval $(envval SIDECAR_POLL_INTERVAL_MS || true) ms (empty: the default, 5000)"
+  echo "- pgbench: scale $SCALE (pgbench's docs ask for a scale of at least the client count for TPC-B), ${SECS} s per run, 2 threads (\`-j 2\`), simple query protocol; in a container on the compose network"
+  echo "- Tuning experiments behind these defaults (what was tried and what it bought): docs/tuning.md"
   echo
   echo "## 1. Pooling overhead"
   echo
@@ -241,18 +300,25 @@ pf() { awk -v v="$1" -v t="$2" -v d="$3" 'BEGIN{ if (v=="") print "MISS (no figu
   echo
   echo "## 2. Connection churn (\`-C\`, 50 clients)"
   echo
-  echo "| mode | direct TPS | pooled TPS | pooled/direct | Postgres CPU per new connection, direct | Postgres + PgBouncer CPU per new connection, pooled | CPU ratio | target |"
-  echo "|---|---|---|---|---|---|---|---|"
+  echo "| mode | direct TPS | pooled TPS | pooled/direct | Postgres CPU per new connection, direct | Postgres + PgBouncer CPU per new connection, pooled | CPU ratio | pgbench's own CPU per new connection, direct / pooled | target |"
+  echo "|---|---|---|---|---|---|---|---|---|"
   for mode in select tpcb; do
     d=$(field "churn-$mode-direct-c50" 2); p=$(field "churn-$mode-pooled-c50" 2); r=$(ratio "$p" "$d")
     dtx=$(field "churn-$mode-direct-c50" 5); ptx=$(field "churn-$mode-pooled-c50" 5)
     dcpu=$(awk -v ns="$(field "churn-$mode-direct-c50" 7)" -v n="$dtx" 'BEGIN{ if (n>0) printf "%.2f", ns/n/1e6 }')
     pcpu=$(awk -v a="$(field "churn-$mode-pooled-c50" 7)" -v b="$(field "churn-$mode-pooled-c50" 8)" -v n="$ptx" 'BEGIN{ if (n>0) printf "%.2f", (a+b)/n/1e6 }')
     cr=$(ratio "$pcpu" "$dcpu")
+    dcl=$(awk -v ms="$(field "churn-$mode-direct-c50" 11)" -v n="$dtx" 'BEGIN{ if (n>0 && ms!="") printf "%.2f", ms/n }')
+    pcl=$(awk -v ms="$(field "churn-$mode-pooled-c50" 11)" -v n="$ptx" 'BEGIN{ if (n>0 && ms!="") printf "%.2f", ms/n }')
     tgt="CPU ≤ 0.10×: $(pf "$cr" 0.10 '<=')"
     [ "$mode" = select ] && tgt="$tgt; TPS ≥ 2.5×: $(pf "$r" 2.5 '>=')"
-    echo "| $([ "$mode" = select ] && echo select-only || echo TPC-B-like) | $d | $p | $r | ${dcpu} ms | ${pcpu} ms | $cr | $tgt |"
+    echo "| $([ "$mode" = select ] && echo select-only || echo TPC-B-like) | $d | $p | $r | ${dcpu} ms | ${pcpu} ms | $cr | ${dcl:-?} / ${pcl:-?} ms | $tgt |"
   done
+  echo
+  sb=$(awk -F'|' -v d="$(field churn-select-direct-c50 5)" -v p="$(field churn-select-pooled-c50 5)" '
+    $1=="churn-select-direct-c50" {dc = ($7 + $11 * 1e6) / d} $1=="churn-select-pooled-c50" {pc = ($7 + $8 + $11 * 1e6) / p}
+    END { if (d > 0 && p > 0 && pc > 0) printf "%.2f", dc / pc }' "$RESULTS")
+  echo "Every new connection costs the client its SCRAM exchange (PBKDF2, 4096 iterations) on both paths; pooling removes only the server's share. Counting the client's CPU too, select-only CPU per connection direct / pooled is ${sb:-?}: the most a CPU-bound pooled/direct TPS ratio can reach on these shared cores."
   echo
   echo "## 3. Over-subscription"
   echo
@@ -274,20 +340,22 @@ pf() { awk -v v="$1" -v t="$2" -v d="$3" 'BEGIN{ if (v=="") print "MISS (no figu
   echo
   echo "Debian's prometheus-pgbouncer-exporter, prometheus-postgres-exporter and prometheus-redis-exporter (bench-only image, scripts/bench-exporters) and the sidecar, all on the same stack. 1,000 sequential scrapes of each /metrics from a container on the compose network (as Prometheus would; no docker-proxy in the path), idle and during a 50-client pooled select-only pgbench. CPU per scrape from the container's cgroup (cpuacct) over those 1,000 scrapes; RSS is the process's peak (VmHWM); connections are established TCP connections to Postgres/PgBouncer/Redis."
   echo
-  echo "| process | load | p50 ms | p99 ms | series | CPU ms / scrape | peak RSS MB | connections held |"
-  echo "|---|---|---|---|---|---|---|---|"
-  awk -F'|' '$1=="scrape" {printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $2, $3, $4, $5, $6, $7, $8, $9}' "$RESULTS"
+  echo "| process | load | p50 ms | p99 ms | series | CPU ms / scrape | peak RSS MB | RSS now: anonymous / file-backed MB | connections held |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  awk -F'|' '$1=="scrape" {n = $2; if (n == "static") n = "floor: static node:http server, same body size"; else if (n != "sidecar") n = n " exporter"; printf "| %s | %s | %s | %s | %s | %s | %s | %s / %s | %s |\n", n, $3, $4, $5, $6, $7, $8, $9, $10, (n ~ /^floor/ ? "—" : $11)}' "$RESULTS"
   sp99i=$(awk -F'|' '$1=="scrape" && $2=="sidecar" && $3=="idle" {print $5}' "$RESULTS")
   sp99l=$(awk -F'|' '$1=="scrape" && $2=="sidecar" && $3=="load" {print $5}' "$RESULTS")
-  best=$(awk -F'|' '$1=="scrape" && $2!="sidecar" && $3=="load" && $5!="" {if (m=="" || $5+0<m+0) m=$5} END{print m}' "$RESULTS")
+  best=$(awk -F'|' '$1=="scrape" && $2!="sidecar" && $2!="static" && $3=="load" && $5!="" {if (m=="" || $5+0<m+0) m=$5} END{print m}' "$RESULTS")
+  floor99=$(awk -F'|' '$1=="scrape" && $2=="static" && $3=="idle" {print $5}' "$RESULTS")
+  sanon=$(awk -F'|' '$1=="scrape" && $2=="sidecar" && $3=="load" {print $9 " MB anonymous + " $10 " MB file-backed"}' "$RESULTS")
   scpu=$(awk -F'|' '$1=="scrape" && $2=="sidecar" {if ($7+0>m+0) m=$7} END{print m}' "$RESULTS")
   srss=$(awk -F'|' '$1=="scrape" && $2=="sidecar" {if ($8+0>m+0) m=$8} END{print m}' "$RESULTS")
   ac50=$(node -e 'try{const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(j.latency.p50+" "+j.latency.p99+" "+Math.round(j.requests.average))}catch{console.log("")}' "$RAW/health-autocannon.json" 2>/dev/null || true)
   echo
-  echo "- sidecar /metrics p99 idle ≤ 5 ms: ${sp99i:-?} ms: $(pf "$sp99i" 5 '<=')"
+  echo "- sidecar /metrics p99 idle ≤ 5 ms: ${sp99i:-?} ms: $(pf "$sp99i" 5 '<=') (the static node:http floor measured ${floor99:-?} ms the same way)"
   echo "- sidecar /metrics p99 under load ≤ ½ of the best exporter's (${best:-?} ms): ${sp99l:-?} ms: $(pf "$sp99l" "$(awk -v b="${best:-0}" 'BEGIN{print b/2}')" '<=')"
   echo "- sidecar CPU per scrape ≤ 4 ms: ${scpu:-?} ms: $(pf "$scpu" 4 '<=')"
-  echo "- sidecar RSS ≤ 57 MB: ${srss:-?} MB: $(pf "$srss" 57 '<=')"
+  echo "- sidecar RSS ≤ 57 MB: peak ${srss:-?} MB: $(pf "$srss" 57 '<=') (now ${sanon:-?}; a bare \`node\` of this image is about 52 MB, 40 MB of it file-backed libnode/ICU/OpenSSL)"
   echo "- sidecar /health under 20 concurrent connections for 10 s (autocannon): p50 ${ac50%% *} ms, p99 $(echo "$ac50" | awk '{print $2}') ms, $(echo "$ac50" | awk '{print $3}') requests/s"
   echo
   echo "## 6. Detection latency"
@@ -307,7 +375,14 @@ pf() { awk -v v="$1" -v t="$2" -v d="$3" 'BEGIN{ if (v=="") print "MISS (no figu
   echo
   echo "## 7. Start-up"
   echo
-  echo "\`make up\` warm (images built, stack down): ${UP_WARM} s (target ≤ 60 s): $(pf "$UP_WARM" 60 '<='). Cold (no images) is measured by hand: see the issue notes."
+  echo "\`make up\` warm (images built, stack down): ${UP_WARM} s (target ≤ 60 s): $(pf "$UP_WARM" 60 '<=')."
+  if [ "$COLD" = 1 ]; then
+    echo
+    echo "\`make up\` cold (no poolguard image, build cache pruned; debian:trixie-slim present; packages fetched from the Debian mirror and npm): ${UP_COLD:-failed (see docs/bench-raw/make-up-cold.txt)} s."
+  else
+    echo
+    echo "\`make up\` cold: not measured in this run (BENCH_COLD=0)."
+  fi
   echo
 } >docs/benchmarks.md
 rm -f "$RESULTS"
