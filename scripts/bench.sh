@@ -40,6 +40,10 @@ mkdir -p "$RAW"
 rm -f "$RAW"/*.txt
 RESULTS="$(mktemp)"
 log() { printf '[bench] %s\n' "$*" >&2; }
+wait_for() { # DEADLINE_S CMD...: polls every 50 ms; returns 1 on timeout
+  local end=$(( $(date +%s) + $1 )); shift
+  until "$@"; do [ "$(date +%s)" -lt "$end" ] || return 1; sleep 0.05; done
+}
 
 # 7. make up, warm (images built): from a stopped stack to healthy.
 log "make up (warm): down, then up --wait"
@@ -116,21 +120,31 @@ run_one() { # NAME HOST PORT CLIENTS ARGS... -> appends "name tps latency failed
   log "$name: tps=${tps:-n/a} lat=${lat:-n/a} ms failed=${failed:-n/a} rc=$rc servers(max pool/backends)=$servers ${err:+error: $err}"
 }
 
-# All direct runs first: after a pooled burst PgBouncer keeps its server connections for
-# server_idle_timeout (600 s), and those would take the direct runs' Postgres slots.
-for target in direct pooled; do
-  host=postgres; port=5432
-  [ "$target" = pooled ] && { host=pgbouncer; port=6432; }
-  # 1. Pooling overhead.
-  for mode in select tpcb; do
-    flag=(); [ "$mode" = select ] && flag=(-S)
-    for c in 10 25 50 90; do run_one "$mode-$target-c$c" "$host" "$port" "$c" "${flag[@]}"; done
-  done
-  # 2. Connection churn: a new connection per transaction.
-  for mode in select tpcb; do
-    flag=(); [ "$mode" = select ] && flag=(-S)
-    run_one "churn-$mode-$target-c50" "$host" "$port" 50 -C "${flag[@]}"
-  done
+# Direct and pooled runs of the same mode and client count go back to back, so that both meet
+# the same moments of a shared machine. Before a direct run PgBouncer lets go of its idle server
+# connections (min_pool_size 0 for the run, then RECONNECT): they would take Postgres slots the
+# 90 direct clients need. The pooled runs use the shipped value again.
+PGB_MIN_POOL="$(docker exec "$(cid pgbouncer)" sh -c 'cat /var/run/pgbouncer/pgbouncer.ini' | awk '$1 == "min_pool_size" && $2 == "=" {print $3}')"
+pgb_admin() { docker exec "$(cid pgbouncer)" pgbouncer-admin -c "$1" >/dev/null 2>&1 || log "PgBouncer admin command failed: $1"; }
+run_pair() { # NAME CLIENTS ARGS...: NAME-direct-cN then NAME-pooled-cN
+  local name="$1" c="$2"; shift 2
+  pgb_admin "SET min_pool_size = 0"; pgb_admin "RECONNECT"; sleep 2
+  run_one "$name-direct-c$c" postgres 5432 "$c" "$@"
+  pgb_admin "SET min_pool_size = ${PGB_MIN_POOL:-5}"
+  run_one "$name-pooled-c$c" pgbouncer 6432 "$c" "$@"
+}
+log "CHECKPOINT after the load, then a 10 s warm-up run (not reported)"
+docker exec "$(cid postgres)" sh -c 'psql -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres -qc CHECKPOINT' >/dev/null 2>&1 || log "CHECKPOINT failed"
+pgbench postgres 5432 -n -S -c 10 -j 2 -T 10 >/dev/null 2>&1 || true
+# 1. Pooling overhead.
+for mode in select tpcb; do
+  flag=(); [ "$mode" = select ] && flag=(-S)
+  for c in 10 25 50 90; do run_pair "$mode" "$c" "${flag[@]}"; done
+done
+# 2. Connection churn: a new connection per transaction.
+for mode in select tpcb; do
+  flag=(); [ "$mode" = select ] && flag=(-S)
+  run_pair "churn-$mode" 50 -C "${flag[@]}"
 done
 # 3. Over-subscription. The sidecar holds 2 of PgBouncer's 100 client slots: 98 is the limit.
 run_one "over-pooled-c98" pgbouncer 6432 98 -S
@@ -167,6 +181,7 @@ SIDECAR_ID="$(cid sidecar)"
 wait_for 30 curl -sf -o /dev/null "http://127.0.0.1:19187/metrics" || true
 wait_for 30 curl -sf -o /dev/null "http://127.0.0.1:19127/metrics" || true
 wait_for 30 curl -sf -o /dev/null "http://127.0.0.1:19121/metrics" || true
+wait_for 30 curl -sf -o /dev/null "http://127.0.0.1:19100/metrics" || true
 
 container_of() { case "$1" in sidecar) echo "$SIDECAR_ID" ;; static) echo poolguard-bench-static ;; *) echo "poolguard-bench-exp-$1" ;; esac; }
 net_url_of() { case "$1" in sidecar) echo "http://sidecar:8787" ;; static) echo http://poolguard-bench-static:8080 ;; pgbouncer) echo http://poolguard-bench-exp-pgbouncer:9127 ;; postgres) echo http://poolguard-bench-exp-postgres:9187 ;; redis) echo http://poolguard-bench-exp-redis:9121 ;; esac; }
@@ -178,25 +193,33 @@ rss_mb() { docker exec "$(container_of "$1")" sh -c 'cat /proc/1/status' 2>/dev/
 conns() { # established TCP connections from the process to 5432/6432/6379
   docker exec "$(container_of "$1")" sh -c 'cat /proc/net/tcp /proc/net/tcp6 2>/dev/null' | awk 'NR>0 && $4=="01" {split($3,a,":"); p=a[2]; if (p=="1538"||p=="1920"||p=="18EB") n[p]++} END{printf "pg %d, pgbouncer %d, redis %d", n["1538"]+0, n["1920"]+0, n["18EB"]+0}'
 }
-scrape() { # TARGET LABEL: 1,000 scrapes -> "TARGET|LABEL|p50|p99|series|cpu_ms_per_scrape|rss_mb|conns"
-  local t="$1" label="$2" c0 c1 lat series
-  c0=$(cat "/sys/fs/cgroup/cpuacct/docker/$(docker inspect -f '{{.Id}}' "$(container_of "$t")")/cpuacct.usage")
+TARGETS=(sidecar pgbouncer postgres redis static)
+cpu_of() { cat "/sys/fs/cgroup/cpuacct/docker/$(docker inspect -f '{{.Id}}' "$(container_of "$1")")/cpuacct.usage"; }
+scrape_all() { # LABEL: 1,000 rounds, each scraping every target once (round-robin, so all of them
+  # meet the same moments of a busy machine) -> "scrape|TARGET|LABEL|p50|p99|series|cpu_ms|peak|anon|file|conns"
+  local label="$1" t urls="" out lat series
+  declare -A c0
+  for t in "${TARGETS[@]}"; do c0[$t]=$(cpu_of "$t"); urls="$urls${urls:+,}$(net_url_of "$t")"; done
   # From a container on the compose network, like Prometheus would scrape: no docker-proxy
   # (the published ports' userland proxy) in the path.
-  lat=$(docker run --rm --network "$NET" -v "$root/scripts/sidecar-latency.mjs:/app/latency.mjs:ro" --entrypoint node \
-      poolguard/migrate:0.1.0 /app/latency.mjs "$(net_url_of "$t")" 1000 /metrics 2>/dev/null | awk '{for(i=1;i<=NF;i++){split($i,a,"="); if(a[1]=="p50")p50=a[2]; if(a[1]=="p99")p99=a[2]}} END{print p50" "p99}')
-  c1=$(cat "/sys/fs/cgroup/cpuacct/docker/$(docker inspect -f '{{.Id}}' "$(container_of "$t")")/cpuacct.usage")
-  if [ "$t" = static ]; then series="—"; else series=$(curl -s "$(url_of "$t")" | grep -vc '^#'); fi
-  echo "scrape|$t|$label|${lat% *}|${lat#* }|$series|$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.2f", (b-a)/1000/1e6}')|$(rss_mb "$t")|$(conns "$t")" >>"$RESULTS"
-  log "scrape $t ($label): p50/p99 ${lat} ms, $series series"
+  out=$(docker run --rm --network "$NET" -v "$root/scripts/sidecar-latency.mjs:/app/latency.mjs:ro" --entrypoint node \
+      poolguard/migrate:0.1.0 /app/latency.mjs "$urls" 1000 /metrics 2>/dev/null || true)
+  echo "$out" >>"$RAW/scrape-latency.txt"
+  for t in "${TARGETS[@]}"; do
+    lat=$(awk -v u="$(net_url_of "$t")/metrics:" '$1 == u {for (i = 2; i <= NF; i++) {split($i, a, "="); if (a[1] == "p50") p50 = a[2]; if (a[1] == "p99") p99 = a[2]}} END {print p50 " " p99}' <<<"$out")
+    if [ "$t" = static ]; then series="—"; else series=$(curl -s "$(url_of "$t")" | grep -vc '^#'); fi
+    echo "scrape|$t|$label|${lat% *}|${lat#* }|$series|$(awk -v a="${c0[$t]}" -v b="$(cpu_of "$t")" 'BEGIN{printf "%.2f", (b-a)/1000/1e6}')|$(rss_mb "$t")|$(conns "$t")" >>"$RESULTS"
+    log "scrape $t ($label): p50/p99 ${lat} ms, $series series"
+  done
 }
-for t in sidecar pgbouncer postgres redis static; do scrape "$t" idle; done
+rm -f "$RAW/scrape-latency.txt"
+scrape_all idle
 log "50-client pooled pgbench in the background while scraping"
 docker rm -f poolguard-bench-load >/dev/null 2>&1 || true
 docker run -d --name poolguard-bench-load --network "$NET" -e PGPASSWORD="$APP_PASSWORD" --entrypoint pgbench poolguard/postgres:0.1.0 \
   -h pgbouncer -p 6432 -U "$APP_USER" -n -S -c 50 -j 2 -T 300 "$APP_DB" >/dev/null
 sleep 2
-for t in sidecar pgbouncer postgres redis static; do scrape "$t" load; done
+scrape_all load
 docker logs poolguard-bench-load >"$RAW/scrape-load.txt" 2>&1 || true
 docker rm -f poolguard-bench-load >/dev/null 2>&1 || true
 log "/health under concurrent HTTP load (autocannon, 20 connections, 10 s)"
@@ -210,10 +233,6 @@ docker rm -f poolguard-bench-static >/dev/null 2>&1 || true
 now_ms() { date +%s%3N; }
 health_has() { curl -s --max-time 1 "http://127.0.0.1:$SIDECAR_PORT/health" | grep -q "$1"; }
 health_ok() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$SIDECAR_PORT/health")" = 200 ]; }
-wait_for() { # DEADLINE_S CMD...: polls every 50 ms; returns 1 on timeout
-  local end=$(( $(date +%s) + $1 )); shift
-  until "$@"; do [ "$(date +%s)" -lt "$end" ] || return 1; sleep 0.05; done
-}
 backend_up() { # SERVICE: the backend itself answers (not the sidecar's view)
   case "$1" in
     postgres) docker exec "$(cid postgres)" pg_isready -q -h 127.0.0.1 -p 5432 ;;
@@ -300,19 +319,25 @@ pf() { awk -v v="$1" -v t="$2" -v d="$3" 'BEGIN{ if (v=="") print "MISS (no figu
   echo
   echo "## 2. Connection churn (\`-C\`, 50 clients)"
   echo
-  echo "| mode | direct TPS | pooled TPS | pooled/direct | Postgres CPU per new connection, direct | Postgres + PgBouncer CPU per new connection, pooled | CPU ratio | pgbench's own CPU per new connection, direct / pooled | target |"
+  echo "Server CPU (Postgres, plus PgBouncer when pooled; cgroup accounting) per transaction with \`-C\`, and per new connection: that minus the same transaction's CPU without \`-C\` at 50 clients (section 1's runs)."
+  echo
+  echo "| mode | direct TPS | pooled TPS | pooled/direct | server CPU per transaction, direct / pooled | server CPU per new connection, direct / pooled | CPU ratio | pgbench's own CPU per new connection, direct / pooled | target |"
   echo "|---|---|---|---|---|---|---|---|---|"
   for mode in select tpcb; do
     d=$(field "churn-$mode-direct-c50" 2); p=$(field "churn-$mode-pooled-c50" 2); r=$(ratio "$p" "$d")
     dtx=$(field "churn-$mode-direct-c50" 5); ptx=$(field "churn-$mode-pooled-c50" 5)
-    dcpu=$(awk -v ns="$(field "churn-$mode-direct-c50" 7)" -v n="$dtx" 'BEGIN{ if (n>0) printf "%.2f", ns/n/1e6 }')
-    pcpu=$(awk -v a="$(field "churn-$mode-pooled-c50" 7)" -v b="$(field "churn-$mode-pooled-c50" 8)" -v n="$ptx" 'BEGIN{ if (n>0) printf "%.2f", (a+b)/n/1e6 }')
-    cr=$(ratio "$pcpu" "$dcpu")
+    dcpu=$(awk -v ns="$(field "churn-$mode-direct-c50" 7)" -v n="$dtx" 'BEGIN{ if (n>0) printf "%.3f", ns/n/1e6 }')
+    pcpu=$(awk -v a="$(field "churn-$mode-pooled-c50" 7)" -v b="$(field "churn-$mode-pooled-c50" 8)" -v n="$ptx" 'BEGIN{ if (n>0) printf "%.3f", (a+b)/n/1e6 }')
+    dss=$(awk -v ns="$(field "$mode-direct-c50" 7)" -v n="$(field "$mode-direct-c50" 5)" 'BEGIN{ if (n>0) printf "%.3f", ns/n/1e6 }')
+    pss=$(awk -v a="$(field "$mode-pooled-c50" 7)" -v b="$(field "$mode-pooled-c50" 8)" -v n="$(field "$mode-pooled-c50" 5)" 'BEGIN{ if (n>0) printf "%.3f", (a+b)/n/1e6 }')
+    dconn=$(awk -v a="$dcpu" -v b="$dss" 'BEGIN{ if (a!="" && b!="") printf "%.2f", a-b }')
+    pconn=$(awk -v a="$pcpu" -v b="$pss" 'BEGIN{ if (a!="" && b!="") printf "%.2f", a-b }')
+    cr=$(ratio "$pconn" "$dconn")
     dcl=$(awk -v ms="$(field "churn-$mode-direct-c50" 11)" -v n="$dtx" 'BEGIN{ if (n>0 && ms!="") printf "%.2f", ms/n }')
     pcl=$(awk -v ms="$(field "churn-$mode-pooled-c50" 11)" -v n="$ptx" 'BEGIN{ if (n>0 && ms!="") printf "%.2f", ms/n }')
     tgt="CPU ≤ 0.10×: $(pf "$cr" 0.10 '<=')"
     [ "$mode" = select ] && tgt="$tgt; TPS ≥ 2.5×: $(pf "$r" 2.5 '>=')"
-    echo "| $([ "$mode" = select ] && echo select-only || echo TPC-B-like) | $d | $p | $r | ${dcpu} ms | ${pcpu} ms | $cr | ${dcl:-?} / ${pcl:-?} ms | $tgt |"
+    echo "| $([ "$mode" = select ] && echo select-only || echo TPC-B-like) | $d | $p | $r | ${dcpu} / ${pcpu} ms | ${dconn} / ${pconn} ms | $cr | ${dcl:-?} / ${pcl:-?} ms | $tgt |"
   done
   echo
   sb=$(awk -F'|' -v d="$(field churn-select-direct-c50 5)" -v p="$(field churn-select-pooled-c50 5)" '
@@ -338,7 +363,7 @@ pf() { awk -v v="$1" -v t="$2" -v d="$3" 'BEGIN{ if (v=="") print "MISS (no figu
   echo
   echo "## 5. The sidecar against the exporters it replaces"
   echo
-  echo "Debian's prometheus-pgbouncer-exporter, prometheus-postgres-exporter and prometheus-redis-exporter (bench-only image, scripts/bench-exporters) and the sidecar, all on the same stack. 1,000 sequential scrapes of each /metrics from a container on the compose network (as Prometheus would; no docker-proxy in the path), idle and during a 50-client pooled select-only pgbench. CPU per scrape from the container's cgroup (cpuacct) over those 1,000 scrapes; RSS is the process's peak (VmHWM); connections are established TCP connections to Postgres/PgBouncer/Redis."
+  echo "Debian's prometheus-pgbouncer-exporter, prometheus-postgres-exporter and prometheus-redis-exporter (bench-only image, scripts/bench-exporters) and the sidecar, all on the same stack. 1,000 rounds of sequential scrapes from a container on the compose network (as Prometheus would; no docker-proxy in the path), each round scraping every target once, so all of them are measured under the same conditions, idle and during a 50-client pooled select-only pgbench. CPU per scrape from the container's cgroup (cpuacct) over those 1,000 scrapes; RSS: the process's peak (VmHWM), and its current RSS split into anonymous and file-backed pages; connections are established TCP connections to Postgres/PgBouncer/Redis."
   echo
   echo "| process | load | p50 ms | p99 ms | series | CPU ms / scrape | peak RSS MB | RSS now: anonymous / file-backed MB | connections held |"
   echo "|---|---|---|---|---|---|---|---|---|"

@@ -218,3 +218,33 @@ describe('hostile HTTP', () => {
     expect(growthMb).toBeLessThan(30);
   });
 });
+
+describe("PgBouncer's entrypoint with bad settings", () => {
+  it('reports every bad value at once, prints no secret and never starts; a socket directory is a valid POSTGRES_HOST', async () => {
+    const secrets = ['-e', 'PGBOUNCER_AUTH_PASSWORD=auth-s3cret', '-e', 'PGBOUNCER_ADMIN_PASSWORD=admin-s3cret', '-e', 'PGBOUNCER_STATS_PASSWORD=stats-s3cret'];
+    const bad = await run('docker', ['run', '--rm', ...secrets,
+      '-e', 'PGBOUNCER_DEFAULT_POOL_SIZE=lots', '-e', 'PGBOUNCER_POOL_MODE=sometimes', '-e', 'PGBOUNCER_NO_SUCH_SETTING=1',
+      '-e', 'POSTGRES_HOST=db;rm -rf /', '-e', 'POSTGRES_PORT=99999', '-e', 'APP_DB=app db', 'poolguard/pgbouncer:0.1.0'], { timeoutMs: 30_000 });
+    const out = bad.stdout + bad.stderr;
+    expect(bad.code).toBe(1);
+    for (const m of [/PGBOUNCER_DEFAULT_POOL_SIZE must be a whole number/, /PGBOUNCER_POOL_MODE must be session, transaction or statement/,
+      /PGBOUNCER_NO_SUCH_SETTING: 'no_such_setting' is not a setting/, /POSTGRES_HOST must be a host name, an address or a Unix socket directory/,
+      /POSTGRES_PORT must be a port number/, /APP_DB must be a plain identifier/]) expect(out).toMatch(m);
+    expect(out).not.toMatch(/s3cret/);
+    expect(out).not.toMatch(/process up/);
+
+    const name = `${stack.project}-pgb-socket`;
+    await run('docker', ['rm', '-f', name]);
+    started.push(name);
+    expect((await run('docker', ['run', '-d', '--name', name, ...secrets, '-e', 'POSTGRES_HOST=/var/run/postgresql', 'poolguard/pgbouncer:0.1.0'])).code).toBe(0);
+    let logs = '';
+    await waitUntil('PgBouncer rendered its config', async () => {
+      const r = await run('docker', ['logs', name]);
+      logs = r.stdout + r.stderr;
+      return /process up/.test(logs);
+    }, 20_000);
+    expect(logs).toMatch(/database app -> \/var\/run\/postgresql:5432/);
+    expect(logs).not.toMatch(/s3cret/);
+    record({ scenario: 'bad PgBouncer settings', load: 'none', injected: 'PGBOUNCER_DEFAULT_POOL_SIZE=lots, PGBOUNCER_POOL_MODE=sometimes, an unknown PGBOUNCER_ setting, POSTGRES_HOST with a shell command, POSTGRES_PORT=99999, APP_DB with a space', figures: 'six bad values (pool size, pool mode, unknown setting, host, port, database name) reported together, exit 1 before starting, no secret printed; a socket directory accepted as POSTGRES_HOST' });
+  });
+});
