@@ -34,6 +34,7 @@ scripts/ensure-env.sh
 envval() { grep -E "^$1=" .env | tail -n1 | cut -d= -f2-; }
 APP_USER="$(envval APP_USER)"; APP_DB="$(envval APP_DB)"; APP_PASSWORD="$(envval APP_PASSWORD)"
 SIDECAR_PORT="$(envval PUBLISH_SIDECAR_PORT)"; SIDECAR_PORT="${SIDECAR_PORT:-8787}"
+SIDECAR_POLL_MS="$(envval SIDECAR_POLL_INTERVAL_MS)"; SIDECAR_POLL_MS="${SIDECAR_POLL_MS:-5000}"
 COMPOSE=(scripts/compose.sh -f docker-compose.dev.yml --env-file .env)
 RAW=docs/bench-raw
 mkdir -p "$RAW"
@@ -82,9 +83,12 @@ pgbench postgres 5432 -i -s "$SCALE" -q >"$RAW/init.txt" 2>&1
 
 # Samples the sidecar's metrics every second while a pooled run goes on: the app pool's server
 # connections and Postgres backends of the app database (max of each).
-sample_servers() { # OUTFILE: runs until killed
-  local out="$1" maxpool=0 maxback=0 m p b
+sample_servers() { # OUTFILE: runs until killed. The first poll interval + 1 s is skipped: until
+  # the sidecar polls again its snapshot may still describe the previous (direct) run.
+  local out="$1" maxpool=0 maxback=0 m p b skip_until
+  skip_until=$(( $(date +%s) + (${SIDECAR_POLL_MS:-5000} + 1999) / 1000 ))
   while :; do
+    if [ "$(date +%s)" -lt "$skip_until" ]; then sleep 1; continue; fi
     m="$(curl -s --max-time 1 "http://127.0.0.1:$SIDECAR_PORT/metrics" || true)"
     p="$(awk -v db="$APP_DB" -v u="$APP_USER" '$1 ~ "^pgbouncer_pools_server_(active|idle|used|testing|login)_connections\\{database=\""db"\",user=\""u"\"\\}" {s+=$2} END{print s+0}' <<<"$m")"
     b="$(awk -v db="$APP_DB" '$1 ~ "^pg_stat_database_numbackends\\{.*datname=\""db"\"" {print $2+0}' <<<"$m" | head -n1)"
@@ -195,20 +199,34 @@ conns() { # established TCP connections from the process to 5432/6432/6379
 }
 TARGETS=(sidecar pgbouncer postgres redis static)
 cpu_of() { cat "/sys/fs/cgroup/cpuacct/docker/$(docker inspect -f '{{.Id}}' "$(container_of "$1")")/cpuacct.usage"; }
-scrape_all() { # LABEL: 1,000 rounds, each scraping every target once (round-robin, so all of them
-  # meet the same moments of a busy machine) -> "scrape|TARGET|LABEL|p50|p99|series|cpu_ms|peak|anon|file|conns"
-  local label="$1" t urls="" out lat series
-  declare -A c0
-  for t in "${TARGETS[@]}"; do c0[$t]=$(cpu_of "$t"); urls="$urls${urls:+,}$(net_url_of "$t")"; done
-  # From a container on the compose network, like Prometheus would scrape: no docker-proxy
-  # (the published ports' userland proxy) in the path.
-  out=$(docker run --rm --network "$NET" -v "$root/scripts/sidecar-latency.mjs:/app/latency.mjs:ro" --entrypoint node \
-      poolguard/migrate:0.1.0 /app/latency.mjs "$urls" 1000 /metrics 2>/dev/null || true)
-  echo "$out" >>"$RAW/scrape-latency.txt"
+latency() { # URL[,URL...]: 1,000 scrapes of each, from a container on the compose network like
+  # Prometheus would scrape (no docker-proxy, the published ports' userland proxy, in the path)
+  docker run --rm --network "$NET" -v "$root/scripts/sidecar-latency.mjs:/app/latency.mjs:ro" --entrypoint node \
+    poolguard/migrate:0.1.0 /app/latency.mjs "$1" 1000 /metrics 2>/dev/null || true
+}
+scrape_all() { # LABEL -> "scrape|TARGET|LABEL|p50|p99|series|cpu_ms|peak|anon|file|conns" per target.
+  # idle: each target alone (another target's scrape, e.g. postgres_exporter's queries, would
+  # load the machine); load: 1,000 rounds scraping every target once, so that all of them meet
+  # the same moments of the pgbench load.
+  local label="$1" t urls="" out="" lat series
+  declare -A c0 c1
+  for t in "${TARGETS[@]}"; do urls="$urls${urls:+,}$(net_url_of "$t")"; done
+  if [ "$label" = idle ]; then
+    for t in "${TARGETS[@]}"; do
+      c0[$t]=$(cpu_of "$t")
+      out="$out$(latency "$(net_url_of "$t")" | sed "s|^/metrics:|$(net_url_of "$t")/metrics:|")"$'\n'
+      c1[$t]=$(cpu_of "$t")
+    done
+  else
+    for t in "${TARGETS[@]}"; do c0[$t]=$(cpu_of "$t"); done
+    out=$(latency "$urls")
+    for t in "${TARGETS[@]}"; do c1[$t]=$(cpu_of "$t"); done
+  fi
+  echo "$label: $out" >>"$RAW/scrape-latency.txt"
   for t in "${TARGETS[@]}"; do
     lat=$(awk -v u="$(net_url_of "$t")/metrics:" '$1 == u {for (i = 2; i <= NF; i++) {split($i, a, "="); if (a[1] == "p50") p50 = a[2]; if (a[1] == "p99") p99 = a[2]}} END {print p50 " " p99}' <<<"$out")
     if [ "$t" = static ]; then series="—"; else series=$(curl -s "$(url_of "$t")" | grep -vc '^#'); fi
-    echo "scrape|$t|$label|${lat% *}|${lat#* }|$series|$(awk -v a="${c0[$t]}" -v b="$(cpu_of "$t")" 'BEGIN{printf "%.2f", (b-a)/1000/1e6}')|$(rss_mb "$t")|$(conns "$t")" >>"$RESULTS"
+    echo "scrape|$t|$label|${lat% *}|${lat#* }|$series|$(awk -v a="${c0[$t]}" -v b="${c1[$t]}" 'BEGIN{printf "%.2f", (b-a)/1000/1e6}')|$(rss_mb "$t")|$(conns "$t")" >>"$RESULTS"
     log "scrape $t ($label): p50/p99 ${lat} ms, $series series"
   done
 }
@@ -363,7 +381,7 @@ pf() { awk -v v="$1" -v t="$2" -v d="$3" 'BEGIN{ if (v=="") print "MISS (no figu
   echo
   echo "## 5. The sidecar against the exporters it replaces"
   echo
-  echo "Debian's prometheus-pgbouncer-exporter, prometheus-postgres-exporter and prometheus-redis-exporter (bench-only image, scripts/bench-exporters) and the sidecar, all on the same stack. 1,000 rounds of sequential scrapes from a container on the compose network (as Prometheus would; no docker-proxy in the path), each round scraping every target once, so all of them are measured under the same conditions, idle and during a 50-client pooled select-only pgbench. CPU per scrape from the container's cgroup (cpuacct) over those 1,000 scrapes; RSS: the process's peak (VmHWM), and its current RSS split into anonymous and file-backed pages; connections are established TCP connections to Postgres/PgBouncer/Redis."
+  echo "Debian's prometheus-pgbouncer-exporter, prometheus-postgres-exporter and prometheus-redis-exporter (bench-only image, scripts/bench-exporters) and the sidecar, all on the same stack. 1,000 sequential scrapes of each /metrics from a container on the compose network (as Prometheus would; no docker-proxy in the path): idle, each target alone; during a 50-client pooled select-only pgbench, in 1,000 rounds that scrape every target once, so all of them meet the same moments of the load. CPU per scrape from the container's cgroup (cpuacct) over those 1,000 scrapes; RSS: the process's peak (VmHWM), and its current RSS split into anonymous and file-backed pages; connections are established TCP connections to Postgres/PgBouncer/Redis."
   echo
   echo "| process | load | p50 ms | p99 ms | series | CPU ms / scrape | peak RSS MB | RSS now: anonymous / file-backed MB | connections held |"
   echo "|---|---|---|---|---|---|---|---|---|"
