@@ -121,12 +121,13 @@ describe('prod stack: faults and security', () => {
       expect(scram, `${target} scram`).toBe('1');
       results.push(`${target}: md5 and trust refused ("server requested SASL authentication"), SCRAM works`);
     }
-    const hba = await run('docker', ['exec', await id('postgres'), 'psql', '-h', '/var/run/postgresql', '-U', 'postgres', '-d', 'postgres', '-Atc', "SELECT string_agg(DISTINCT type || ':' || auth_method, ',') FROM pg_hba_file_rules"]);
-    expect(hba.stdout.trim().split(',').sort()).toEqual(['host:scram-sha-256', 'local:peer']);
+    const hba = await run('docker', ['exec', await id('postgres'), 'psql', '-h', '/var/run/postgresql', '-U', 'postgres', '-d', 'postgres', '-Atc', "SELECT string_agg(type || ':' || array_to_string(user_name, ' ') || ':' || auth_method, ',' ORDER BY rule_number) FROM pg_hba_file_rules"]);
+    // Unix socket: SCRAM for poolguard_pooled members (PgBouncer's logins), peer for the rest.
+    expect(hba.stdout.trim().split(',')).toEqual(['local:+poolguard_pooled:scram-sha-256', 'local:all:peer', 'host:all:scram-sha-256', 'host:all:scram-sha-256']);
     const md5Roles = await run('docker', ['exec', await id('postgres'), 'psql', '-h', '/var/run/postgresql', '-U', 'postgres', '-d', 'postgres', '-Atc', "SELECT count(*) FROM pg_authid WHERE rolpassword IS NOT NULL AND rolpassword NOT LIKE 'SCRAM-SHA-256$%'"]);
     expect(md5Roles.stdout.trim()).toBe('0');
     const redis = await run('docker', ['exec', await id('redis'), 'redis-cli', '-h', '127.0.0.1', 'ping']);
     expect(redis.stdout + redis.stderr).toMatch(/NOAUTH/);
-    record({ scenario: 'security: authentication', load: 'prod stack', injected: 'psql with require_auth=md5 / none / scram-sha-256; redis-cli without a password', figures: `${results.join('; ')}; pg_hba: host scram-sha-256, local peer only; 0 non-SCRAM password hashes; Redis: NOAUTH` });
+    record({ scenario: 'security: authentication', load: 'prod stack', injected: 'psql with require_auth=md5 / none / scram-sha-256; redis-cli without a password', figures: `${results.join('; ')}; pg_hba: host scram-sha-256, local scram-sha-256 for poolguard_pooled members (PgBouncer over the shared socket) and peer for the rest; 0 non-SCRAM password hashes; Redis: NOAUTH` });
   });
 });
