@@ -55,7 +55,10 @@ UP_WARM=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
 log "make up warm: ${UP_WARM} s"
 NET="$("${COMPOSE[@]}" ps -q postgres | xargs docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}')"
 cid() { "${COMPOSE[@]}" ps -q "$1"; }
-cpu_ns() { cat "/sys/fs/cgroup/cpuacct/docker/$(docker inspect -f '{{.Id}}' "$(cid "$1")")/cpuacct.usage" 2>/dev/null || echo 0; }
+container_cpu_ns() { # CONTAINER: CPU nanoseconds so far, from its cgroup (cpuacct); 0 when unreadable
+  cat "/sys/fs/cgroup/cpuacct/docker/$(docker inspect -f '{{.Id}}' "$1")/cpuacct.usage" 2>/dev/null || echo 0
+}
+cpu_ns() { container_cpu_ns "$(cid "$1")"; }
 
 pgbench() { # pgbench HOST PORT ARGS...: the last output line is "client-cpu-ms N" (pgbench's own
   # user + system CPU, from bash's `times`), so the client's share of a run can be reported.
@@ -67,9 +70,10 @@ pgbench() { # pgbench HOST PORT ARGS...: the last output line is "client-cpu-ms 
 }
 
 # The settings every figure below was taken with, read from the running services.
-PGB_SETTINGS="$(docker exec "$(cid pgbouncer)" sh -c 'cat /var/run/pgbouncer/pgbouncer.ini' \
+PGB_INI="$(docker exec "$(cid pgbouncer)" cat /var/run/pgbouncer/pgbouncer.ini)"
+PGB_SETTINGS="$(printf '%s\n' "$PGB_INI" \
   | awk '$2 == "=" && $1 ~ /^(pool_mode|default_pool_size|min_pool_size|reserve_pool_size|max_client_conn|max_db_connections|max_prepared_statements|pkt_buf|so_reuseport|log_connections|log_disconnections|server_reset_query)$/ {k = $1; sub(/^[^=]*= /, ""); printf "%s%s=%s", (n++ ? ", " : ""), k, $0}')"
-PGB_TARGET="$(docker exec "$(cid pgbouncer)" sh -c 'cat /var/run/pgbouncer/pgbouncer.ini' | awk -v db="$APP_DB" '$1 == db && $2 == "=" {for (i = 3; i <= NF; i++) if ($i ~ /^host=/) {sub(/^host=/, "", $i); print $i}}')"
+PGB_TARGET="$(printf '%s\n' "$PGB_INI" | awk -v db="$APP_DB" '$1 == db && $2 == "=" {for (i = 3; i <= NF; i++) if ($i ~ /^host=/) {sub(/^host=/, "", $i); print $i}}')"
 PG_SETTINGS="$(docker exec -i "$(cid postgres)" sh -c 'psql -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres -At' 2>/dev/null <<'SQL' || echo '?'
 SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) FROM pg_settings
  WHERE name IN ('max_connections', 'shared_buffers', 'superuser_reserved_connections', 'password_encryption', 'synchronous_commit', 'log_connections');
@@ -128,7 +132,7 @@ run_one() { # NAME HOST PORT CLIENTS ARGS... -> appends "name tps latency failed
 # the same moments of a shared machine. Before a direct run PgBouncer lets go of its idle server
 # connections (min_pool_size 0 for the run, then RECONNECT): they would take Postgres slots the
 # 90 direct clients need. The pooled runs use the shipped value again.
-PGB_MIN_POOL="$(docker exec "$(cid pgbouncer)" sh -c 'cat /var/run/pgbouncer/pgbouncer.ini' | awk '$1 == "min_pool_size" && $2 == "=" {print $3}')"
+PGB_MIN_POOL="$(printf '%s\n' "$PGB_INI" | awk '$1 == "min_pool_size" && $2 == "=" {print $3}')"
 pgb_admin() { docker exec "$(cid pgbouncer)" pgbouncer-admin -c "$1" >/dev/null 2>&1 || log "PgBouncer admin command failed: $1"; }
 run_pair() { # NAME CLIENTS ARGS...: NAME-direct-cN then NAME-pooled-cN
   local name="$1" c="$2"; shift 2
@@ -154,7 +158,7 @@ done
 run_one "over-pooled-c98" pgbouncer 6432 98 -S
 run_one "over-pooled-c150" pgbouncer 6432 150 -S
 log "closing PgBouncer's idle server connections (RECONNECT) before the direct 150-client run"
-docker exec "$(cid pgbouncer)" pgbouncer-admin -c 'RECONNECT' >/dev/null 2>&1 || true
+pgb_admin "RECONNECT"
 sleep 2
 run_one "over-direct-c150" postgres 5432 150 -S
 
@@ -198,7 +202,7 @@ conns() { # established TCP connections from the process to 5432/6432/6379
   docker exec "$(container_of "$1")" sh -c 'cat /proc/net/tcp /proc/net/tcp6 2>/dev/null' | awk 'NR>0 && $4=="01" {split($3,a,":"); p=a[2]; if (p=="1538"||p=="1920"||p=="18EB") n[p]++} END{printf "pg %d, pgbouncer %d, redis %d", n["1538"]+0, n["1920"]+0, n["18EB"]+0}'
 }
 TARGETS=(sidecar pgbouncer postgres redis static)
-cpu_of() { cat "/sys/fs/cgroup/cpuacct/docker/$(docker inspect -f '{{.Id}}' "$(container_of "$1")")/cpuacct.usage"; }
+cpu_of() { container_cpu_ns "$(container_of "$1")"; }
 latency() { # URL[,URL...]: 1,000 scrapes of each, from a container on the compose network like
   # Prometheus would scrape (no docker-proxy, the published ports' userland proxy, in the path)
   docker run --rm --network "$NET" -v "$root/scripts/sidecar-latency.mjs:/app/latency.mjs:ro" --entrypoint node \
@@ -214,7 +218,7 @@ scrape_all() { # LABEL -> "scrape|TARGET|LABEL|p50|p99|series|cpu_ms|peak|anon|f
   if [ "$label" = idle ]; then
     for t in "${TARGETS[@]}"; do
       c0[$t]=$(cpu_of "$t")
-      out="$out$(latency "$(net_url_of "$t")" | sed "s|^/metrics:|$(net_url_of "$t")/metrics:|")"$'\n'
+      out="$out$(latency "$(net_url_of "$t")")"$'\n'
       c1[$t]=$(cpu_of "$t")
     done
   else

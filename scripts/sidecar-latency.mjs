@@ -3,7 +3,7 @@
 //   e.g. node scripts/sidecar-latency.mjs http://127.0.0.1:8787 1000 /health /metrics
 //        node scripts/sidecar-latency.mjs http://sidecar:8787,http://exporter:9127 1000 /metrics
 // Sends COUNT sequential GETs to each PATH of each BASE_URL (loopback or compose network only)
-// and prints p50/p90/p99/max latency in ms, one line per URL. With several base URLs the
+// and prints p50/p90/p99/max latency in ms, one line per URL ("URL: n=... p50=..."). With several base URLs the
 // requests go round-robin (one to each, then the next round), so every target is measured
 // under the same conditions on a busy machine. SIDECAR_TOKEN in the environment is sent as a
 // bearer token. Bounded: COUNT is capped at 100000; exits 1 if any request fails.
@@ -33,7 +33,7 @@ for (const path of paths.length ? paths : ['/health', '/metrics']) {
   const f = (v) => v.toFixed(2);
   urls.forEach((u, k) => {
     const t = times[k].sort((a, b) => a - b);
-    console.log(`${bases.length > 1 ? u : path}: n=${count} p50=${f(pct(t, 50))} ms p90=${f(pct(t, 90))} ms p99=${f(pct(t, 99))} ms max=${f(t.at(-1))} ms`);
+    console.log(`${u}: n=${count} p50=${f(pct(t, 50))} ms p90=${f(pct(t, 90))} ms p99=${f(pct(t, 99))} ms max=${f(t.at(-1))} ms`);
   });
 }
 process.exit(failed > 0 ? 1 : 0);

@@ -43,6 +43,11 @@ const list = (name: string) => (snap: StackSnapshot): Sample[] => {
 };
 
 const redisField = (field: string) => (snap: StackSnapshot): Sample[] => defined([[{}, n(snap.sources.redis.sample?.info[field])]]);
+/** 1 when an INFO status field equals `good`, 0 otherwise; absent when Redis does not report it. */
+const redisFlag = (field: string, good: string) => (snap: StackSnapshot): Sample[] => {
+  const v = snap.sources.redis.sample?.info[field];
+  return v === undefined ? [] : [[{}, v === good ? 1 : 0]];
+};
 
 /** One sample per (database, state), every state of every database present (0 included). */
 const perDbState = (fold: (acc: number, g: ActivityGroup) => number) => (snap: StackSnapshot): Sample[] => {
@@ -155,9 +160,9 @@ export const FAMILIES: Family[] = [
   { name: 'redis_evicted_keys_total', help: 'Keys evicted because of maxmemory.', type: 'counter', samples: redisField('evicted_keys') },
   { name: 'redis_uptime_in_seconds', help: 'Seconds since the server started.', type: 'gauge', samples: redisField('uptime_in_seconds') },
   { name: 'redis_connected_slaves', help: 'Connected replicas.', type: 'gauge', samples: redisField('connected_slaves') },
-  { name: 'redis_master_link_up', help: '1 if the link to the primary is up (replicas only).', type: 'gauge', samples: (s) => { const v = s.sources.redis.sample?.info.master_link_status; return v === undefined ? [] : [[{}, v === 'up' ? 1 : 0]]; } },
+  { name: 'redis_master_link_up', help: '1 if the link to the primary is up (replicas only).', type: 'gauge', samples: redisFlag('master_link_status', 'up') },
   { name: 'redis_aof_enabled', help: '1 if AOF persistence is on.', type: 'gauge', samples: redisField('aof_enabled') },
-  { name: 'redis_rdb_last_bgsave_ok', help: '1 if the last RDB save succeeded.', type: 'gauge', samples: (s) => { const v = s.sources.redis.sample?.info.rdb_last_bgsave_status; return v === undefined ? [] : [[{}, v === 'ok' ? 1 : 0]]; } },
+  { name: 'redis_rdb_last_bgsave_ok', help: '1 if the last RDB save succeeded.', type: 'gauge', samples: redisFlag('rdb_last_bgsave_status', 'ok') },
   { name: 'redis_db_keys', help: 'Keys per database.', type: 'gauge', labels: ['db'], samples: (s) => Object.entries(s.sources.redis.sample?.keyspace ?? {}).map(([db, keys]) => [{ db: `db${db}` }, keys]) },
   { name: 'redis_ping_seconds', help: 'PING round trip of the last poll, seconds.', type: 'gauge', samples: (s) => (s.sources.redis.sample ? [[{}, s.sources.redis.sample.pingMs / 1000]] : []) },
 
