@@ -225,6 +225,10 @@ scrape_all() { # LABEL -> "scrape|TARGET|LABEL|p50|p99|series|cpu_ms|peak|anon|f
     for t in "${TARGETS[@]}"; do c0[$t]=$(cpu_of "$t"); done
     out=$(latency "$urls")
     for t in "${TARGETS[@]}"; do c1[$t]=$(cpu_of "$t"); done
+    # The round-robin takes minutes; the exporters do nothing between scrapes, but the sidecar
+    # polls every few seconds, and that CPU is not a scrape's. Its CPU per scrape under load comes
+    # from a burst of its own 1,000 scrapes (a couple of seconds), as in the idle phase.
+    c0[sidecar]=$(cpu_of sidecar); latency "$(net_url_of sidecar)" >/dev/null; c1[sidecar]=$(cpu_of sidecar)
   fi
   echo "$label: $out" >>"$RAW/scrape-latency.txt"
   for t in "${TARGETS[@]}"; do
@@ -385,7 +389,7 @@ pf() { awk -v v="$1" -v t="$2" -v d="$3" 'BEGIN{ if (v=="") print "MISS (no figu
   echo
   echo "## 5. The sidecar against the exporters it replaces"
   echo
-  echo "Debian's prometheus-pgbouncer-exporter, prometheus-postgres-exporter and prometheus-redis-exporter (bench-only image, scripts/bench-exporters) and the sidecar, all on the same stack. 1,000 sequential scrapes of each /metrics from a container on the compose network (as Prometheus would; no docker-proxy in the path): idle, each target alone; during a 50-client pooled select-only pgbench, in 1,000 rounds that scrape every target once, so all of them meet the same moments of the load. CPU per scrape from the container's cgroup (cpuacct) over those 1,000 scrapes; RSS: the process's peak (VmHWM), and its current RSS split into anonymous and file-backed pages; connections are established TCP connections to Postgres/PgBouncer/Redis."
+  echo "Debian's prometheus-pgbouncer-exporter, prometheus-postgres-exporter and prometheus-redis-exporter (bench-only image, scripts/bench-exporters) and the sidecar, all on the same stack. 1,000 sequential scrapes of each /metrics from a container on the compose network (as Prometheus would; no docker-proxy in the path): idle, each target alone; during a 50-client pooled select-only pgbench, in 1,000 rounds that scrape every target once, so all of them meet the same moments of the load. CPU per scrape from the container's cgroup (cpuacct) over those 1,000 scrapes (under load, the sidecar's from a burst of 1,000 scrapes of its own, so that its poll loop's CPU between scrapes is not counted); RSS: the process's peak (VmHWM), and its current RSS split into anonymous and file-backed pages; connections are established TCP connections to Postgres/PgBouncer/Redis."
   echo
   echo "| process | load | p50 ms | p99 ms | series | CPU ms / scrape | peak RSS MB | RSS now: anonymous / file-backed MB | connections held |"
   echo "|---|---|---|---|---|---|---|---|---|"
