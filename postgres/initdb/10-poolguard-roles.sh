@@ -61,7 +61,7 @@ CREATE SCHEMA pgbouncer;
 REVOKE ALL ON SCHEMA pgbouncer FROM PUBLIC;
 -- PL/pgSQL, not SQL: its plan is cached per session, where a SQL function is planned on every
 -- call. PgBouncer runs this for every client login; that cut Postgres's CPU per pooled new
--- connection by about 0.03 ms (~13 %) in make bench.
+-- connection by about 0.04 ms (~15 %; docs/tuning.md).
 CREATE FUNCTION pgbouncer.get_auth(p_usename text)
 RETURNS TABLE (usename name, passwd text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
