@@ -4,13 +4,16 @@ SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 
 COMPOSE      := scripts/compose.sh
-DEV          := $(COMPOSE) -f docker-compose.dev.yml
-PROD         := $(COMPOSE) -f docker-compose.prod.yml
-SIDECAR_PORT  = $$(grep -E '^PUBLISH_SIDECAR_PORT=' .env 2>/dev/null | cut -d= -f2- || true)
-env_get       = $$(grep -E '^$(1)=' .env | tail -n1 | cut -d= -f2-)
+# The dev stack reads ENV_FILE (.env), the prod stack PROD_ENV (prod.env) and nothing else.
+ENV_FILE     ?= .env
+PROD_ENV     ?= prod.env
+DEV          := $(COMPOSE) -f docker-compose.dev.yml --env-file $(ENV_FILE)
+PROD         := $(COMPOSE) -f docker-compose.prod.yml --env-file $(PROD_ENV)
+env_get       = $$(source scripts/lib.sh && env_get $(ENV_FILE) $(1))
+prod_get      = $$(source scripts/lib.sh && env_get $(PROD_ENV) $(1))
 
-.PHONY: help setup env build up down ps logs health migrate psql psql-direct pgbouncer-admin \
-        prod-secrets prod-up prod-down prod-ps test test-unit test-e2e test-fault bench lint clean
+.PHONY: help setup env build up down ps logs health urls passwords migrate psql psql-direct pgbouncer-admin \
+        prod-secrets prod-up prod-down prod-ps prod-logs test test-unit test-e2e test-fault bench lint clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -19,15 +22,15 @@ setup: ## Install/start the Docker engine, Compose v2 and the base image when mi
 	@scripts/ensure-docker.sh
 	@scripts/prepare-build.sh
 
-env: ## Create .env from .env.example when missing
-	@scripts/ensure-env.sh
+env: ## Create .env when missing (random dev passwords, a project name of this checkout's own)
+	@scripts/ensure-env.sh $(ENV_FILE)
 
-build: setup ## Build every image (postgres, pgbouncer, redis, migrate, sidecar)
-	@$(DEV) --env-file .env.example build
+build: setup env ## Build every dev image (postgres, pgbouncer, redis, migrate, sidecar)
+	@$(DEV) build
 
-up: setup env ## Dev stack: build, start, wait until healthy (prints the failure when not)
-	@scripts/up.sh dev --env-file .env
-	@echo "sidecar: curl -s http://127.0.0.1:$(SIDECAR_PORT)/health"
+up: setup env ## Dev stack: check, build, start; exit 0 only when /health is 200 (says why not)
+	@scripts/up.sh dev --env-file $(ENV_FILE)
+	@echo "sidecar: curl -s http://127.0.0.1:$$(p=$(call env_get,PUBLISH_SIDECAR_PORT); echo $${p:-8787})/health   app URLs: make urls"
 
 down: ## Stop the dev stack (keeps the data volumes)
 	@$(DEV) down
@@ -38,36 +41,45 @@ ps: ## Show the dev stack's services
 logs: ## Follow the dev stack's logs
 	@$(DEV) logs -f --tail 100
 
-health: ## curl the sidecar's /health
-	@curl -sS -w '\nHTTP %{http_code}\n' "http://127.0.0.1:$(SIDECAR_PORT)/health"
+health: ## curl the dev sidecar's /health
+	@curl -sS -w '\nHTTP %{http_code}\n' "http://127.0.0.1:$$(p=$(call env_get,PUBLISH_SIDECAR_PORT); echo $${p:-8787})/health"
 
-migrate: ## Run the migration job again (direct URL)
-	@$(DEV) run --rm migrate
+urls: env ## Print DATABASE_URL, DATABASE_URL_DIRECT and REDIS_URL for an app on this host (from .env)
+	@scripts/urls.sh $(ENV_FILE)
+
+passwords: ## Set the dev roles' passwords in Postgres to those in .env (after editing them)
+	@scripts/passwords.sh --env-file $(ENV_FILE)
+
+migrate: ## Run the migration job again (direct URL; sees new files in migrations/sql)
+	@$(DEV) run --rm --build migrate
 
 # The password travels in the environment (exec -e NAME takes it from there): quotes and other
 # special characters in it need no escaping, and it is not on a command line.
-psql: ## psql through PgBouncer as the app role
-	@PGPASSWORD="$(call env_get,APP_PASSWORD)" $(DEV) exec -e PGPASSWORD pgbouncer \
-	  psql -h 127.0.0.1 -p 6432 -U "$(call env_get,APP_USER)" "$(call env_get,APP_DB)"
+psql: ## psql through PgBouncer as the app role (ARGS='-c "select 1"' for a command)
+	@PGPASSWORD="$(call env_get,APP_PASSWORD)" $(DEV) exec $(if $(ARGS),-T) -e PGPASSWORD pgbouncer \
+	  psql -h 127.0.0.1 -p 6432 -U "$(call env_get,APP_USER)" -d "$(call env_get,APP_DB)" $(ARGS)
 
-psql-direct: ## psql straight to Postgres as the app role
-	@PGPASSWORD="$(call env_get,APP_PASSWORD)" $(DEV) exec -e PGPASSWORD postgres \
-	  psql -h 127.0.0.1 -p 5432 -U "$(call env_get,APP_USER)" "$(call env_get,APP_DB)"
+psql-direct: ## psql straight to Postgres as the app role (ARGS= as for psql)
+	@PGPASSWORD="$(call env_get,APP_PASSWORD)" $(DEV) exec $(if $(ARGS),-T) -e PGPASSWORD postgres \
+	  psql -h 127.0.0.1 -p 5432 -U "$(call env_get,APP_USER)" -d "$(call env_get,APP_DB)" $(ARGS)
 
 pgbouncer-admin: ## PgBouncer admin console: SHOW POOLS (ARGS='-c "SHOW STATS"' for others)
 	@$(DEV) exec -T pgbouncer pgbouncer-admin $(if $(ARGS),$(ARGS),-c 'SHOW POOLS')
 
-prod-secrets: ## Generate ./secrets/* for the prod stack (keeps existing ones)
-	@scripts/gen-secrets.sh
+prod-secrets: ## Generate the prod secret files in POOLGUARD_SECRETS_DIR of prod.env (keeps existing ones)
+	@scripts/gen-secrets.sh "$$(d=$(call prod_get,POOLGUARD_SECRETS_DIR); echo $${d:-./secrets})"
 
-prod-up: setup prod-secrets ## Prod stack: build, start, wait until healthy
-	@scripts/up.sh prod
+prod-up: setup prod-secrets ## Prod stack from prod.env: check, build, start; exit 0 only when /health is 200
+	@scripts/up.sh prod --env-file $(PROD_ENV)
 
-prod-down: ## Stop the prod stack (keeps the data volumes)
+prod-down: ## Stop the prod stack (keeps the data volumes; nothing here deletes prod data)
 	@$(PROD) down
 
 prod-ps: ## Show the prod stack's services
 	@$(PROD) ps -a
+
+prod-logs: ## Follow the prod stack's logs
+	@$(PROD) logs -f --tail 100
 
 test: setup ## The test suite (what CI runs): the unit, e2e and fault tiers, one after another
 	@scripts/test.sh all
@@ -87,8 +99,5 @@ bench: setup env ## Benchmarks against the dev stack; writes docs/benchmarks.md 
 lint: ## Type-check the sidecar, syntax-check the scripts, validate both compose files
 	@scripts/lint.sh
 
-clean: ## Remove dev and prod stacks with their volumes, test leftovers and build outputs
-	@-$(DEV) --env-file .env.example down -v --remove-orphans
-	@-POOLGUARD_SECRETS_DIR=$${POOLGUARD_SECRETS_DIR:-./secrets} $(PROD) --env-file .env.example down -v --remove-orphans 2>/dev/null || true
-	@scripts/cleanup-test-stacks.sh
-	@rm -rf sidecar/dist
+clean: ## Delete THIS checkout's dev stack and its data (names the volumes, asks; CONFIRM=yes); never prod
+	@scripts/clean.sh $(if $(filter yes,$(CONFIRM)),--yes) --env-file $(ENV_FILE)

@@ -11,8 +11,9 @@
 #   PGBOUNCER_AUTH_USER [pgbouncer_auth]    + PGBOUNCER_AUTH_PASSWORD  | _FILE  (required)
 #   PGBOUNCER_ADMIN_USER [pgbouncer_admin]  + PGBOUNCER_ADMIN_PASSWORD | _FILE  (required)
 #   PGBOUNCER_STATS_USER [pgbouncer_stats]  + PGBOUNCER_STATS_PASSWORD | _FILE  (required)
-#   PGBOUNCER_<SETTING>  overrides any [pgbouncer] setting of the template, e.g.
-#                        PGBOUNCER_DEFAULT_POOL_SIZE=40, PGBOUNCER_IDLE_TRANSACTION_TIMEOUT=60
+#   PGBOUNCER_<SETTING>  overrides any [pgbouncer] setting of the template but the ones on its
+#                        "; poolguard-managed:" line, e.g. PGBOUNCER_DEFAULT_POOL_SIZE=40,
+#                        PGBOUNCER_IDLE_TRANSACTION_TIMEOUT=60
 # Every bad value is reported, then it exits 1 before starting. No secret is ever printed.
 set -euo pipefail
 
@@ -55,14 +56,19 @@ render() {
     || err "POSTGRES_PORT must be a port number (1-65535), got '$POSTGRES_PORT'"
   file_env PGBOUNCER_AUTH_PASSWORD; file_env PGBOUNCER_ADMIN_PASSWORD; file_env PGBOUNCER_STATS_PASSWORD
 
-  # Settings overrides: PGBOUNCER_<KEY> for every "key = value" line of [pgbouncer].
-  local reserved=" PGBOUNCER_AUTH_USER PGBOUNCER_ADMIN_USER PGBOUNCER_STATS_USER PGBOUNCER_AUTH_PASSWORD PGBOUNCER_ADMIN_PASSWORD PGBOUNCER_STATS_PASSWORD "
-  local keys; keys="$(awk '/^\[pgbouncer\]/{s=1;next} /^\[/{s=0} s && /^[a-z_]+ = /{print $1}' "$TEMPLATE")"
+  # Settings overrides: PGBOUNCER_<KEY> for every "key = value" line of [pgbouncer], except the
+  # ones on the template's "; poolguard-managed:" line.
+  local reserved=" PGBOUNCER_AUTH_USER PGBOUNCER_ADMIN_USER PGBOUNCER_STATS_USER PGBOUNCER_AUTH_PASSWORD PGBOUNCER_ADMIN_PASSWORD PGBOUNCER_STATS_PASSWORD PGBOUNCER_AUTH_PASSWORD_FILE PGBOUNCER_ADMIN_PASSWORD_FILE PGBOUNCER_STATS_PASSWORD_FILE "
+  local keys managed
+  keys="$(awk '/^\[pgbouncer\]/{s=1;next} /^\[/{s=0} s && /^[a-z_]+ = /{print $1}' "$TEMPLATE")"
+  managed="$(sed -n 's/^; poolguard-managed: //p' "$TEMPLATE" | tr ' ' '\n')"
+  keys="$(grep -vxF "$managed" <<<"$keys")"
   local overrides=() var key def val
   while IFS= read -r var; do
     [[ "$reserved" == *" $var "* ]] && continue
     key="$(tr '[:upper:]' '[:lower:]' <<<"${var#PGBOUNCER_}")"
-    if ! grep -qx "$key" <<<"$keys"; then err "$var: '$key' is not a setting this image manages (known: $(tr '\n' ' ' <<<"$keys"))"; continue; fi
+    if grep -qx "$key" <<<"$managed"; then err "$var: '$key' is fixed by this image (its healthcheck, auth_file and console users rely on it); remove $var"; continue; fi
+    if ! grep -qx "$key" <<<"$keys"; then err "$var: '$key' is not a setting of pgbouncer.ini (settings: $(tr '\n' ' ' <<<"$keys"))"; continue; fi
     def="$(awk -v k="$key" '$1==k && $2=="=" {sub(/^[^=]*= /,""); print; exit}' "$TEMPLATE")"
     val="${!var}"
     if [[ "$def" =~ ^[0-9]+$ ]] && ! [[ "$val" =~ ^[0-9]+$ ]]; then err "$var must be a whole number >= 0, got '$val'"; continue; fi
@@ -70,7 +76,7 @@ render() {
     case "$val" in *$'\n'*) err "$var must be a single line"; continue ;; esac
     [ "$val" = "$def" ] || overrides+=("$key=$val")
     export "POOLGUARD_OVR_$key=$val"
-  done < <(compgen -e | grep '^PGBOUNCER_' | grep -v '_FILE$' || true)
+  done < <(compgen -e | grep '^PGBOUNCER_' || true)
 
   if [ "${#errors[@]}" -gt 0 ]; then
     log "configuration error(s):"; local e; for e in "${errors[@]}"; do log "  - $e"; done

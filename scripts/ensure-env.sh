@@ -1,16 +1,47 @@
 #!/usr/bin/env bash
-# Usage: scripts/ensure-env.sh
+# Usage: scripts/ensure-env.sh [ENV_FILE]        (default: .env in the checkout)
 #
-# Creates .env from .env.example when .env is missing (dev passwords: fake on purpose), and
-# warns about variables that .env.example has and .env lacks.
+# Creates ENV_FILE from .env.example when it is missing, with
+#   - a random value (32 URL-safe characters) for every *_PASSWORD, so there is nothing to
+#     edit before the first start (roles are created on the first start, once);
+#   - POOLGUARD_PROJECT=poolguard-<folder>-<6 hex of the checkout's path>, so two checkouts on
+#     one host never share containers or volumes.
+# An existing file is kept as it is; variables .env.example has and it lacks are named (their
+# defaults apply).
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$root"
-[ -f .env.example ] || { echo "ensure-env: .env.example is missing" >&2; exit 1; }
-if [ ! -f .env ]; then
-  cp .env.example .env
-  echo "ensure-env: created .env from .env.example (dev passwords; edit before sharing the machine)" >&2
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+case "${1:-}" in -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+need head base64 tr sha256sum
+env_file="${1:-$ROOT/.env}"
+example="$ROOT/.env.example"
+[ -f "$example" ] || die ".env.example is missing from $ROOT"
+
+# project_name: poolguard-<folder>-<hash>, lower case, as compose wants project names.
+project_name() {
+  local folder hash
+  folder="$(basename "$ROOT" | tr '[:upper:]' '[:lower:]' | tr -c 'a-z0-9_-' '-' | sed 's/-*$//' | cut -c1-30)"
+  hash="$(printf '%s' "$ROOT" | sha256sum | cut -c1-6)"
+  printf 'poolguard-%s-%s' "${folder:-checkout}" "$hash"
+}
+
+if [ ! -f "$env_file" ]; then
+  project="$(project_name)"
+  tmp="$(mktemp "$env_file.XXXXXX")"
+  chmod 0600 "$tmp"
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in
+      *_PASSWORD=*) printf '%s=%s\n' "${line%%=*}" "$(head -c 24 /dev/urandom | base64 | tr -d '\n=' | tr '+/' '-_')" ;;
+      POOLGUARD_PROJECT=*) printf 'POOLGUARD_PROJECT=%s\n' "$project" ;;
+      *) printf '%s\n' "$line" ;;
+    esac
+  done <"$example" >"$tmp"
+  mv "$tmp" "$env_file"
+  log "created $env_file from .env.example: random dev passwords, project $project (make urls prints the app's URLs)"
   exit 0
 fi
-missing="$(comm -23 <(grep -oE '^[A-Z_][A-Z0-9_]*=' .env.example | sort -u) <(grep -oE '^[A-Z_][A-Z0-9_]*=' .env | sort -u) | tr -d '=' | tr '\n' ' ')"
-[ -z "$missing" ] || echo "ensure-env: .env lacks $missing(defaults apply; see .env.example)" >&2
+missing="$(comm -23 <(env_names "$example") <(env_names "$env_file") | tr '\n' ' ')"
+[ -z "$missing" ] || log "$env_file lacks $missing(their defaults apply; see .env.example)"
+if [ -z "$(env_get "$env_file" POOLGUARD_PROJECT)" ]; then
+  log "$env_file sets no POOLGUARD_PROJECT: this checkout uses the shared project name 'poolguard' (another checkout with the same would share its volumes). To keep it apart, add POOLGUARD_PROJECT=$(project_name) (a new name starts with empty volumes)."
+fi

@@ -22,7 +22,7 @@ if docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/nul
   scripts/compose.sh -f docker-compose.dev.yml --env-file .env.example config -q || status=1
   d="$(mktemp -d)"; trap 'rm -rf "$d"' EXIT
   POOLGUARD_SECRETS_DIR="$d" scripts/gen-secrets.sh "$d" 2>/dev/null
-  POOLGUARD_SECRETS_DIR="$d" scripts/compose.sh -f docker-compose.prod.yml --env-file /dev/null config -q || status=1
+  POOLGUARD_SECRETS_DIR="$d" scripts/compose.sh -f docker-compose.prod.yml --env-file prod.env config -q || status=1
 fi
 [ "$status" -eq 0 ] && echo "lint: ok" >&2
 exit "$status"

@@ -1,10 +1,11 @@
 // buildApp(deps) wires routes to a snapshot reader. It never listens and never touches the
 // process: main.ts does that. Tests call it with fakes and use app.inject.
+import { timingSafeEqual } from 'node:crypto';
 import bearerAuth from '@fastify/bearer-auth';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { AlertItem } from './alerts/engine.js';
-import { healthBody, poolBody } from './health.js';
+import { healthBody, poolBody, redactHealth } from './health.js';
 import type { StackSnapshot } from './snapshot.js';
 
 export interface AppDeps {
@@ -16,9 +17,30 @@ export interface AppDeps {
   redisStatus: () => string;
   isShuttingDown: () => boolean;
   pollIntervalMs: number;
-  /** When set, /pool, /alerts and /metrics need "Authorization: Bearer <token>". */
+  /**
+   * When set, /pool, /alerts and /metrics need "Authorization: Bearer <token>" (the scheme in any
+   * case), and /health shows backend errors and versions only with it (redacted otherwise).
+   */
   token?: string | undefined;
   now?: () => Date;
+}
+
+/** The auth scheme, compared case-insensitively (RFC 7235 section 2.1, RFC 6750 section 2.1). */
+const SCHEME = 'bearer ';
+
+/**
+ * The check @fastify/bearer-auth makes with specCompliance 'rfc6749' (lib/verify-bearer-auth-factory.js
+ * and lib/compare.js): the scheme in any case, the rest trimmed, then a constant-time compare; a
+ * length mismatch still runs timingSafeEqual once (on the key itself) before saying no.
+ */
+function hasToken(authorization: string | undefined, key: Buffer): boolean {
+  if (!authorization || authorization.substring(0, SCHEME.length).toLowerCase() !== SCHEME) return false;
+  const sent = Buffer.from(authorization.substring(SCHEME.length).trim());
+  if (sent.length !== key.length) {
+    timingSafeEqual(key, key);
+    return false;
+  }
+  return timingSafeEqual(sent, key);
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -51,16 +73,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return { ready, isShuttingDown: deps.isShuttingDown() };
   });
 
-  app.get('/health', async (_req, reply) => {
+  // Open, always: with a token configured, a caller without it (or with a wrong one) gets the same
+  // keys, status and Retry-After, minus error text and versions. Never a 401 here.
+  const healthKey = deps.token ? Buffer.from(deps.token) : undefined;
+  app.get('/health', async (req, reply) => {
     const body = healthBody(deps.snapshot(), { isShuttingDown: deps.isShuttingDown(), redisStatus: deps.redisStatus(), now: now() });
     if (!body.healthy) void reply.code(503).header('Retry-After', retryAfter);
-    return body;
+    if (!healthKey) return body;
+    void reply.header('Vary', 'Authorization');
+    return hasToken(req.headers.authorization, healthKey) ? body : redactHealth(body);
   });
 
   // Monitoring detail: behind the bearer token when one is configured.
   await app.register(async (scope) => {
     if (deps.token) {
-      await scope.register(bearerAuth, { keys: new Set([deps.token]), errorResponse: () => ({ error: 'Unauthorized' }), verifyErrorLogLevel: 'debug' });
+      // specCompliance 'rfc6749': the scheme is matched case-insensitively (Bearer, bearer, BEARER).
+      await scope.register(bearerAuth, { keys: new Set([deps.token]), specCompliance: 'rfc6749', errorResponse: () => ({ error: 'Unauthorized' }), verifyErrorLogLevel: 'debug' });
       scope.addHook('onResponse', async (req, reply) => {
         if (reply.statusCode === 401) {
           // Never the token itself: only whether one was sent.

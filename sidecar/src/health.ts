@@ -91,6 +91,25 @@ export function healthBody(snap: StackSnapshot, opts: { isShuttingDown: boolean;
   return body;
 }
 
+/** What an unauthenticated /health caller sees instead of a backend's error text. */
+export const REDACTED_ERROR = 'unavailable (details need the token)';
+
+/**
+ * /health for a caller without the token (when one is configured): the same keys and the same
+ * healthy flags, but no backend error text (it can name hosts, users, TLS or auth problems) and
+ * no versions. Pure: returns a copy, the input is not changed.
+ */
+export function redactHealth(body: HealthBody): HealthBody {
+  const err = (e: string | null) => (e === null ? null : REDACTED_ERROR);
+  return {
+    ...body,
+    database: { ...body.database, lastError: err(body.database.lastError), connectionPool: { ...body.database.connectionPool } },
+    pgbouncer: { ...body.pgbouncer, version: null, lastError: err(body.pgbouncer.lastError) },
+    postgres: { ...body.postgres, version: null, lastError: err(body.postgres.lastError) },
+    redis: { ...body.redis, lastError: err(body.redis.lastError) },
+  };
+}
+
 const pgFigures = (connections: number, maxConnections: number, isHealthy: boolean) => ({ connections, maxConnections, utilizationPercent: pct(connections, maxConnections), isHealthy });
 
 export function poolBody(snap: StackSnapshot, now: Date) {

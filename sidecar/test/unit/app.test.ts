@@ -3,7 +3,9 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { AlertItem } from '../../src/alerts/engine.js';
 import { buildApp } from '../../src/app.js';
+import { REDACTED_ERROR, redactHealth, type HealthBody } from '../../src/health.js';
 import type { StackSnapshot } from '../../src/snapshot.js';
+import type { PostgresSample } from '../../src/sources/postgres.js';
 import type { RedisSample } from '../../src/sources/redis.js';
 import { snapshot, state } from '../fixtures/snapshot.js';
 
@@ -121,5 +123,121 @@ describe('bearer token', () => {
     expect(logged).not.toContain('wrong-token-value-xyz');
     expect(logged).not.toContain(TOKEN);
     expect(lines.filter((l) => l.msg === 'unauthorized request').map((l) => l.authorization)).toEqual(['missing', 'wrong token', 'wrong token', 'missing', 'wrong token', 'wrong token', 'missing', 'wrong token', 'wrong token']);
+  });
+});
+
+describe('bearer token: the auth scheme is case-insensitive (RFC 7235 2.1, RFC 6750 2.1)', () => {
+  it('Bearer, bearer, BEARER and bEaReR all pass on /pool, /alerts and /metrics', async () => {
+    const a = await app(snapshot(), { token: TOKEN });
+    for (const url of ['/pool', '/alerts', '/metrics']) {
+      for (const scheme of ['Bearer', 'bearer', 'BEARER', 'bEaReR']) {
+        expect((await a.inject({ url, headers: { authorization: `${scheme} ${TOKEN}` } })).statusCode, `${scheme} ${url}`).toBe(200);
+      }
+    }
+  });
+
+  it('a wrong token is still 401, whatever the scheme case; so are other schemes and a missing space', async () => {
+    const a = await app(snapshot(), { token: TOKEN });
+    for (const url of ['/pool', '/alerts', '/metrics']) {
+      for (const authorization of ['bearer wrong-token-value-xyz', 'BEARER wrong-token-value-xyz', `bearer ${TOKEN}x`, `bearer ${TOKEN.slice(1)}`, `Basic ${TOKEN}`, `bearer${TOKEN}`, 'bearer ']) {
+        const res = await a.inject({ url, headers: { authorization } });
+        expect(res.statusCode, `${authorization} ${url}`).toBe(401);
+        expect(res.json()).toEqual({ error: 'Unauthorized' });
+      }
+    }
+  });
+});
+
+/** Every key path of a JSON value, with the type of its leaf (null counts as its own type). */
+function shape(v: unknown, path = ''): string[] {
+  if (v !== null && typeof v === 'object') return Object.entries(v).flatMap(([k, x]) => shape(x, `${path}.${k}`));
+  return [path];
+}
+
+describe('/health with a token configured', () => {
+  // redis and postgres down with error text; pgbouncer and the probe up.
+  const failing = () => snapshot({
+    redis: state<RedisSample>(undefined, 'WRONGPASS invalid username-password pair'),
+    postgres: state<PostgresSample>(undefined, 'connect ECONNREFUSED 10.0.0.7:5432 (user sidecar)'),
+  });
+
+  it('without a token: same keys, status and Retry-After; error text and versions redacted', async () => {
+    const full = await (await app(failing())).inject('/health');
+    const res = await (await app(failing(), { token: TOKEN })).inject('/health');
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toBe('5');
+    expect(res.headers.vary).toBe('Authorization');
+    const body = res.json<HealthBody>();
+    expect(shape(body)).toEqual(shape(full.json()));
+    expect(body.redis.lastError).toBe(REDACTED_ERROR);
+    expect(body.postgres.lastError).toBe(REDACTED_ERROR);
+    expect(body.pgbouncer.lastError).toBeNull();
+    expect(body.database.lastError).toBeNull();
+    expect(body.pgbouncer.version).toBeNull();
+    expect(body.postgres.version).toBeNull();
+    expect(res.body).not.toContain('WRONGPASS');
+    expect(res.body).not.toContain('10.0.0.7');
+    expect(res.body).not.toContain('1.24.1');
+    // Everything else is as it was.
+    expect(body).toEqual({
+      ...full.json<HealthBody>(),
+      pgbouncer: { ...full.json<HealthBody>().pgbouncer, version: null },
+      postgres: { ...full.json<HealthBody>().postgres, version: null, lastError: REDACTED_ERROR },
+      redis: { ...full.json<HealthBody>().redis, lastError: REDACTED_ERROR },
+    });
+  });
+
+  it('with a wrong token, another scheme or a malformed header: redacted, never 401', async () => {
+    const a = await app(failing(), { token: TOKEN });
+    for (const authorization of ['Bearer wrong-token-value-xyz', 'bearer wrong-token-value-xyz', `Bearer ${TOKEN}x`, `Basic ${TOKEN}`, `Bearer${TOKEN}`, `Bearer ${'A'.repeat(8000)}`, '']) {
+      const res = await a.inject({ url: '/health', headers: { authorization } });
+      expect(res.statusCode, authorization.slice(0, 40)).toBe(503);
+      expect(res.headers['retry-after']).toBe('5');
+      expect(res.json<HealthBody>().redis.lastError, authorization.slice(0, 40)).toBe(REDACTED_ERROR);
+      expect(res.json<HealthBody>().pgbouncer.version).toBeNull();
+    }
+  });
+
+  it('with the token (any case of the scheme): the full detail, as without a configured token', async () => {
+    const open = (await (await app(failing())).inject('/health')).json<HealthBody>();
+    expect(open.redis.lastError).toBe('WRONGPASS invalid username-password pair');
+    expect(open.pgbouncer.version).toBe('1.24.1');
+    const a = await app(failing(), { token: TOKEN });
+    for (const scheme of ['Bearer', 'bearer', 'BEARER']) {
+      const res = await a.inject({ url: '/health', headers: { authorization: `${scheme} ${TOKEN}` } });
+      expect(res.statusCode).toBe(503);
+      expect(res.headers['retry-after']).toBe('5');
+      expect(res.json(), scheme).toEqual(open);
+    }
+  });
+
+  it('healthy: 200 and no Retry-After either way; versions only with the token', async () => {
+    const a = await app(snapshot(), { token: TOKEN });
+    const anon = await a.inject('/health');
+    expect(anon.statusCode).toBe(200);
+    expect(anon.headers['retry-after']).toBeUndefined();
+    expect(anon.json()).toMatchObject({ healthy: true, pgbouncer: { healthy: true, version: null, lastError: null }, postgres: { healthy: true, version: null, connections: 27 } });
+    const authed = await a.inject({ url: '/health', headers: { authorization: `bearer ${TOKEN}` } });
+    expect(authed.statusCode).toBe(200);
+    expect(authed.json()).toMatchObject({ healthy: true, pgbouncer: { version: '1.24.1' }, postgres: { version: expect.any(String) } });
+    expect(authed.json<HealthBody>().postgres.version).not.toBeNull();
+  });
+
+  it('without a configured token /health is unchanged: full detail, open, no Vary', async () => {
+    const res = await (await app(failing())).inject('/health');
+    expect(res.statusCode).toBe(503);
+    expect(res.headers.vary).toBeUndefined();
+    expect(res.json()).toMatchObject({ pgbouncer: { version: '1.24.1' }, redis: { lastError: 'WRONGPASS invalid username-password pair' }, postgres: { lastError: 'connect ECONNREFUSED 10.0.0.7:5432 (user sidecar)' } });
+    // A header makes no difference.
+    expect((await (await app(failing())).inject({ url: '/health', headers: { authorization: 'Bearer whatever-it-is' } })).json()).toEqual(res.json());
+  });
+
+  it('redactHealth is pure: the input body is not changed', async () => {
+    const body = (await (await app(failing())).inject('/health')).json<HealthBody>();
+    const copy = structuredClone(body);
+    const red = redactHealth(body);
+    expect(body).toEqual(copy);
+    expect(red).not.toBe(body);
+    expect(red.redis.lastError).toBe(REDACTED_ERROR);
   });
 });

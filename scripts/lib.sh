@@ -1,0 +1,55 @@
+# shellcheck shell=bash
+# Usage: source "$(dirname "$0")/lib.sh"        (from any script in scripts/)
+#
+# The helpers every host-side script shares: messages with the script's name, prerequisite
+# checks, reading one value of an env file without sourcing it (values may hold quotes, $ and
+# spaces), percent-encoding for URLs, and the list of settings PgBouncer's template manages.
+# Sets ROOT (the repository) and ME (the calling script's name, e.g. "up").
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ME="$(basename "${0%.sh}")"
+
+log()  { printf '%s: %s\n' "$ME" "$*" >&2; }
+warn() { printf '%s: WARNING: %s\n' "$ME" "$*" >&2; }
+die()  { printf '%s: ERROR: %s\n' "$ME" "$*" >&2; exit 1; }
+
+# need CMD...: every command is on PATH, or stop naming the missing ones.
+need() {
+  local missing=() c
+  for c in "$@"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
+  [ "${#missing[@]}" -eq 0 ] || die "needs ${missing[*]} (not found on PATH)"
+}
+
+# env_get FILE NAME: the value of the last NAME=... line of FILE ("" when absent).
+env_get() {
+  [ -f "$1" ] || return 0
+  awk -v k="$2" 'index($0, k "=") == 1 { v = substr($0, length(k) + 2) } END { printf "%s", v }' "$1"
+}
+
+# env_names FILE: every NAME of a NAME=value line, once.
+env_names() {
+  [ -f "$1" ] || return 0
+  grep -oE '^[A-Za-z_][A-Za-z0-9_]*=' "$1" | tr -d '=' | sort -u
+}
+
+# urlencode STRING: RFC 3986 percent-encoding (everything but unreserved characters).
+urlencode() {
+  local LC_ALL=C s="$1" out="" c i
+  for ((i = 0; i < ${#s}; i++)); do
+    c="${s:i:1}"
+    case "$c" in
+      [A-Za-z0-9._~-]) out+="$c" ;;
+      *) out+="$(printf '%%%02X' "'$c")" ;;
+    esac
+  done
+  printf '%s' "$out"
+}
+
+# urldecode STRING
+urldecode() { local s="${1//+/ }"; printf '%b' "${s//%/\\x}"; }
+
+PGBOUNCER_TEMPLATE="$ROOT/pgbouncer/pgbouncer.ini"
+# pgbouncer_keys: every setting of the template's [pgbouncer] section.
+pgbouncer_keys() { awk '/^\[pgbouncer\]/{s=1;next} /^\[/{s=0} s && /^[a-z_]+ = /{print $1}' "$PGBOUNCER_TEMPLATE"; }
+# pgbouncer_managed: the settings the image fixes (the template's "; poolguard-managed:" line).
+pgbouncer_managed() { sed -n 's/^; poolguard-managed: //p' "$PGBOUNCER_TEMPLATE" | tr ' ' '\n' | sed '/^$/d'; }

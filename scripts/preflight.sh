@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Usage: scripts/preflight.sh dev|prod [global compose options, e.g. -p NAME --env-file FILE -f EXTRA]
+#
+# Checks a stack before anything starts, and says what to change:
+#   - the compose file renders with these settings (compose's own message when not: a missing
+#     password, the prod file given the dev .env, ...);
+#   - every NAME= in the env file is one the compose file reads: a typo such as
+#     PGBOUNCER_POOL_MOOD, a managed PgBouncer setting, a renamed variable, or a prod-only one in
+#     the dev .env is an error naming it (compose would silently ignore it);
+#   - (dev) DATABASE_URL / DATABASE_URL_DIRECT / REDIS_URL left in .env agree with the passwords;
+#   - (prod) every secret file exists and is readable;
+#   - every host port the stack publishes is free, or already this project's own.
+# Exit 0 when all pass; 1 after listing every problem. up.sh runs it first.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+case "${1:-}" in
+  dev)  file=docker-compose.dev.yml other=docker-compose.prod.yml ;;
+  prod) file=docker-compose.prod.yml other=docker-compose.dev.yml ;;
+  -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "usage: $0 dev|prod [global compose options...]" >&2; exit 2 ;;
+esac
+kind="$1"; shift
+need docker awk sed grep timeout
+cd "$ROOT"
+env_file=""
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case "${args[i]}" in
+    --env-file) env_file="${args[i+1]:-}" ;;
+    --env-file=*) env_file="${args[i]#--env-file=}" ;;
+  esac
+done
+[ -n "$env_file" ] || env_file="$ROOT/.env"
+problems=()
+problem() { problems+=("$*"); }
+
+# 1. The file renders.
+if ! rendered="$("$ROOT/scripts/compose.sh" -f "$file" "$@" config 2>&1)"; then
+  die "docker-compose: $file does not render with $env_file:
+$(grep -v '^\s*$' <<<"$rendered" | tail -n 5)"
+fi
+project="$(sed -n 's/^name: //p' <<<"$rendered" | head -n 1)"
+
+# 2. Every name in the env file is read by the compose file.
+# reads FILE: the variables a compose file reads (${NAME...} and bare "NAME:" environment keys).
+reads() {
+  { grep -oE '(^|[^$])\$\{[A-Z_][A-Z0-9_]*' "$1" | sed -E 's/.*\$\{//'
+    grep -oE '^ +[A-Z_][A-Z0-9_]*:$' "$1" | tr -d ' :'; } | sort -u
+}
+known="$(reads "$file")"
+known_other="$(reads "$other")"
+managed="$(pgbouncer_managed)"
+settings="$(grep -vxF "$managed" <(pgbouncer_keys) | tr '[:lower:]' '[:upper:]' | sed 's/^/PGBOUNCER_/')"
+if [ -f "$env_file" ]; then
+  while IFS= read -r name; do
+    grep -qxF "$name" <<<"$known" && continue
+    case "$name" in
+      COMPOSE_*|DOCKER_*) continue ;;
+      DATABASE_URL|DATABASE_URL_DIRECT|REDIS_URL) [ "$kind" = dev ] && continue ;;
+      SIDECAR_PUBLISH_PORT) problem "$env_file: SIDECAR_PUBLISH_PORT was renamed PUBLISH_SIDECAR_PORT (the same name in dev and prod): rename it" ; continue ;;
+      SIDECAR_BIND_ADDR) problem "$env_file: SIDECAR_BIND_ADDR was renamed PUBLISH_SIDECAR_ADDR: rename it"; continue ;;
+    esac
+    if [[ "$name" == PGBOUNCER_* ]]; then
+      key="$(tr '[:upper:]' '[:lower:]' <<<"${name#PGBOUNCER_}")"
+      if grep -qxF "$key" <<<"$managed"; then
+        problem "$env_file: $name: '$key' is fixed by the image (pgbouncer/pgbouncer.ini, poolguard-managed); remove it"
+      elif ! grep -qxF "$name" <<<"$settings"; then
+        problem "$env_file: $name: '$key' is not a setting of pgbouncer/pgbouncer.ini (a typo?); settings: $(tr '\n' ' ' <<<"$settings" | sed 's/PGBOUNCER_//g')"
+      fi
+      continue
+    fi
+    if grep -qxF "$name" <<<"$known_other"; then
+      problem "$env_file: $name is read only by $other, not by $file: remove it here$([ "$kind" = dev ] && echo ' (prod settings live in prod.env)')"
+    else
+      problem "$env_file: $name is not read by $file (a typo?): fix or remove it"
+    fi
+  done < <(env_names "$env_file")
+fi
+
+# 3. (dev) URLs left in .env agree with the passwords they repeat.
+if [ "$kind" = dev ] && [ -f "$env_file" ]; then
+  for pair in DATABASE_URL:APP_PASSWORD DATABASE_URL_DIRECT:APP_PASSWORD REDIS_URL:REDIS_PASSWORD; do
+    url="$(env_get "$env_file" "${pair%%:*}")"; pw="$(env_get "$env_file" "${pair#*:}")"
+    [ -n "$url" ] || continue
+    inurl="${url#*://}"; inurl="${inurl%%@*}"; inurl="${inurl#*:}"
+    if [ "$(urldecode "$inurl")" != "$pw" ]; then
+      warn "$env_file: the password in ${pair%%:*} is not ${pair#*:}: the URL is stale. Remove it (make urls prints the right one)."
+    fi
+  done
+fi
+
+# 4. (prod) Secret files.
+if [ "$kind" = prod ]; then
+  missing_secrets=()
+  while IFS= read -r f; do
+    [ -r "$f" ] || missing_secrets+=("$f")
+  done < <(awk '/^secrets:/{s=1;next} /^[a-z]/{s=0} s && $1=="file:"{print $2}' <<<"$rendered")
+  [ "${#missing_secrets[@]}" -eq 0 ] || problem "secret files missing or unreadable: ${missing_secrets[*]}: run scripts/gen-secrets.sh (make prod-secrets), or point POOLGUARD_SECRETS_DIR at yours"
+fi
+
+# 5. Published host ports: free, or this project's own.
+# publish_var SERVICE: the variable that sets the service's host port in the compose file.
+publish_var() {
+  awk -v svc="  $1:" '$0 == svc {s=1; next} s && /^  [a-z]/ {s=0} s && /PUBLISH_[A-Z_]*PORT/ {match($0, /PUBLISH_[A-Z_]*PORT/); print substr($0, RSTART, RLENGTH); exit}' "$file"
+}
+while read -r svc ip port; do
+  [ -n "$port" ] || continue
+  holder="$(docker ps --filter "publish=$port" --format '{{.Label "com.docker.compose.project"}} {{.Names}}' 2>/dev/null | head -n 1)"
+  if [ -n "$holder" ]; then
+    owner="${holder%% *}"
+    [ "$owner" = "$project" ] && continue
+    problem "host port $ip:$port ($svc) is taken by container ${holder#* }${owner:+ of compose project $owner}: stop that, or set $(publish_var "$svc") to a free port in $env_file"
+    continue
+  fi
+  probe_ip="$ip"; [ "$probe_ip" != 0.0.0.0 ] && [ -n "$probe_ip" ] || probe_ip=127.0.0.1
+  if timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$probe_ip" "$port" 2>/dev/null; then
+    problem "host port $ip:$port ($svc) is taken by a process on this host (ss -ltnp 'sport = :$port' names it): stop it, or set $(publish_var "$svc") to a free port in $env_file"
+  fi
+done < <(awk '
+  /^services:/ {s=1; next} /^[a-z]/ {s=0}
+  s && /^  [a-z0-9_-]+:$/ {svc=$1; sub(":", "", svc)}
+  s && $1=="host_ip:" {ip=$2}
+  s && $1=="published:" {gsub("\"", "", $2); print svc, ip, $2; ip=""}
+' <<<"$rendered")
+
+if [ "${#problems[@]}" -gt 0 ]; then
+  printf '%s: %s cannot start; nothing was started. Change:\n' "$ME" "$file" >&2
+  printf '  - %s\n' "${problems[@]}" >&2
+  exit 1
+fi
