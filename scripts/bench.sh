@@ -4,7 +4,7 @@
 #   BENCH_SCALE=100    pgbench scale factor. pgbench's docs: for the TPC-B-like test the scale
 #                      should be at least the largest client count (90 here), "else you'll
 #                      mostly be measuring update contention" (10 branches, 90 clients).
-#   BENCH_COLD=1       7. also time a cold `make up`: REMOVES the poolguard images and the
+#   BENCH_COLD=1       7. also time a cold `make up`: REMOVES the dev stack's images and the
 #                      engine's build cache first (about 1-2 min to rebuild). 0 skips it.
 #
 # Benchmarks the running dev stack (brings it up when needed) with pgbench in a container on
@@ -35,6 +35,7 @@ envval() { grep -E "^$1=" .env | tail -n1 | cut -d= -f2-; }
 APP_USER="$(envval APP_USER)"; APP_DB="$(envval APP_DB)"; APP_PASSWORD="$(envval APP_PASSWORD)"
 SIDECAR_PORT="$(envval PUBLISH_SIDECAR_PORT)"; SIDECAR_PORT="${SIDECAR_PORT:-8787}"
 SIDECAR_POLL_MS="$(envval SIDECAR_POLL_INTERVAL_MS)"; SIDECAR_POLL_MS="${SIDECAR_POLL_MS:-5000}"
+TAG="$(envval POOLGUARD_IMAGE_TAG)"; TAG="${TAG:-0.1.0-dev}" # the dev stack's images (prod's are never touched)
 COMPOSE=(scripts/compose.sh -f docker-compose.dev.yml --env-file .env)
 RAW=docs/bench-raw
 mkdir -p "$RAW"
@@ -63,7 +64,7 @@ cpu_ns() { container_cpu_ns "$(cid "$1")"; }
 pgbench() { # pgbench HOST PORT ARGS...: the last output line is "client-cpu-ms N" (pgbench's own
   # user + system CPU, from bash's `times`), so the client's share of a run can be reported.
   local host="$1" port="$2"; shift 2
-  docker run --rm --network "$NET" -e PGPASSWORD="$APP_PASSWORD" --entrypoint bash poolguard/postgres:0.1.0 -c '
+  docker run --rm --network "$NET" -e PGPASSWORD="$APP_PASSWORD" --entrypoint bash poolguard/postgres:"$TAG" -c '
     pgbench "$@"; rc=$?
     times >/tmp/times; awk '"'"'NR==2 { for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); ms += (t[1] * 60 + t[2]) * 1000 } printf "client-cpu-ms %.0f\n", ms }'"'"' /tmp/times
     exit $rc' pgbench -h "$host" -p "$port" -U "$APP_USER" "$@" "$APP_DB"
@@ -182,7 +183,7 @@ done
 # machine's and the scraping client's share of a latency figure, not the sidecar's.
 BODY_BYTES=$(curl -s "http://127.0.0.1:$SIDECAR_PORT/metrics" | wc -c)
 docker rm -f poolguard-bench-static >/dev/null 2>&1 || true
-docker run -d --name poolguard-bench-static --network "$NET" -p 127.0.0.1:19100:8080 --entrypoint node poolguard/migrate:0.1.0 \
+docker run -d --name poolguard-bench-static --network "$NET" -p 127.0.0.1:19100:8080 --entrypoint node poolguard/migrate:"$TAG" \
   -e "const b = Buffer.alloc(Number(process.argv[1]), 'x\n'); require('node:http').createServer((q, r) => { r.setHeader('content-type', 'text/plain'); r.end(b); }).listen(8080)" \
   "$BODY_BYTES" >/dev/null
 SIDECAR_ID="$(cid sidecar)"
@@ -206,7 +207,7 @@ cpu_of() { container_cpu_ns "$(container_of "$1")"; }
 latency() { # URL[,URL...]: 1,000 scrapes of each, from a container on the compose network like
   # Prometheus would scrape (no docker-proxy, the published ports' userland proxy, in the path)
   docker run --rm --network "$NET" -v "$root/scripts/sidecar-latency.mjs:/app/latency.mjs:ro" --entrypoint node \
-    poolguard/migrate:0.1.0 /app/latency.mjs "$1" 1000 /metrics 2>/dev/null || true
+    poolguard/migrate:"$TAG" /app/latency.mjs "$1" 1000 /metrics 2>/dev/null || true
 }
 scrape_all() { # LABEL -> "scrape|TARGET|LABEL|p50|p99|series|cpu_ms|peak|anon|file|conns" per target.
   # idle: each target alone (another target's scrape, e.g. postgres_exporter's queries, would
@@ -242,7 +243,7 @@ rm -f "$RAW/scrape-latency.txt"
 scrape_all idle
 log "50-client pooled pgbench in the background while scraping"
 docker rm -f poolguard-bench-load >/dev/null 2>&1 || true
-docker run -d --name poolguard-bench-load --network "$NET" -e PGPASSWORD="$APP_PASSWORD" --entrypoint pgbench poolguard/postgres:0.1.0 \
+docker run -d --name poolguard-bench-load --network "$NET" -e PGPASSWORD="$APP_PASSWORD" --entrypoint pgbench poolguard/postgres:"$TAG" \
   -h pgbouncer -p 6432 -U "$APP_USER" -n -S -c 50 -j 2 -T 300 "$APP_DB" >/dev/null
 sleep 2
 scrape_all load
@@ -297,7 +298,7 @@ UP_COLD=""
 if [ "$COLD" = 1 ]; then
   log "make up (cold): down, remove the poolguard images and the build cache, up --build --wait"
   "${COMPOSE[@]}" down >/dev/null 2>&1 || true
-  docker images --format '{{.Repository}}:{{.Tag}}' | grep '^poolguard/' | grep -v '^poolguard/bench-' | xargs -r docker rmi -f >/dev/null 2>&1 || true
+  docker images --format '{{.Repository}}:{{.Tag}}' | grep '^poolguard/' | grep -v '^poolguard/bench-' | grep -F ":$TAG" | xargs -r docker rmi -f >/dev/null 2>&1 || true
   docker builder prune -af >/dev/null 2>&1 || true
   t0=$(date +%s.%N)
   if scripts/up.sh dev --env-file .env >"$RAW/make-up-cold.txt" 2>&1; then

@@ -40,8 +40,8 @@ if [ ! -f "$env_file" ]; then
   log "created $env_file from .env.example: random dev passwords, project $project (make urls prints the app's URLs)"
   exit 0
 fi
-missing="$(comm -23 <(env_names "$example") <(env_names "$env_file") | tr '\n' ' ')"
-[ -z "$missing" ] || log "$env_file lacks $missing(their defaults apply; see .env.example)"
+lacking="$(comm -23 <(env_names "$example") <(env_names "$env_file") | tr '\n' ' ')"
+[ -z "$lacking" ] || log "$env_file lacks $lacking(their defaults apply; see .env.example)"
 if [ -z "$(env_get "$env_file" POOLGUARD_PROJECT)" ]; then
   log "$env_file sets no POOLGUARD_PROJECT: this checkout uses the shared project name 'poolguard' (another checkout with the same would share its volumes). To keep it apart, add POOLGUARD_PROJECT=$(project_name) (a new name starts with empty volumes)."
 fi

@@ -20,12 +20,15 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund >&2
 fi
 
+# Tests build and run images of their own tag, never dev's (0.1.0-dev) or prod's (0.1.0): a test
+# run leaves a user's running stacks and their images as they were.
+export POOLGUARD_IMAGE_TAG="${POOLGUARD_IMAGE_TAG:-0.1.0-test}"
 if [ "$tier" != unit ]; then
   "$root/scripts/cleanup-test-stacks.sh"
   "$root/scripts/prepare-build.sh"
-  echo "test: building images" >&2
+  echo "test: building images (tag $POOLGUARD_IMAGE_TAG)" >&2
   b0=$(date +%s)
-  "$root/scripts/compose.sh" -f "$root/docker-compose.dev.yml" --env-file "$root/.env.example" build >&2
+  "$root/scripts/compose.sh" -p poolguard-test-build -f "$root/docker-compose.dev.yml" --env-file "$root/.env.example" build >&2
   echo "test: images built in $(( $(date +%s) - b0 )) s" >&2
 fi
 

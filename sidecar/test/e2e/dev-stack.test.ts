@@ -1,6 +1,7 @@
 // The dev compose file, end to end: bring-up, config, pooling limits, prepared statements,
 // volumes, migrations. Everything runs against the real images and compose file.
 import { chmodSync, copyFileSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -23,7 +24,14 @@ const stack = Stack.dev('poolguard-test-dev', {
   ...publish(PORTS),
   SIDECAR_POLL_INTERVAL_MS: '1000',
   SIDECAR_SOURCE_TIMEOUT_MS: '800',
+  // Settings the compose file once dropped (it passed a fixed dozen): every one must arrive.
+  PGBOUNCER_IGNORE_STARTUP_PARAMETERS: 'extra_float_digits,statement_timeout,lock_timeout,idle_in_transaction_session_timeout,search_path',
+  PGBOUNCER_STATS_PERIOD: '30',
 });
+/** `make TARGET` against this test stack (its env file names the project, ports and image tag). */
+const make = (target: string, ...vars: string[]) => run('make', ['-s', target, `ENV_FILE=${stack.envFile}`, ...vars], { timeoutMs: 300_000 });
+/** What scripts/up.sh printed after compose's own progress lines. */
+const summary = (out: string) => out.split('\n').filter((l) => /^(up|preflight|health|  )/.test(l) && !/^ Container| Network| Volume/.test(l));
 const env = stack.env;
 const app = { user: env.APP_USER!, password: env.APP_PASSWORD!, database: env.APP_DB! };
 const pooled = (extra: pg.ClientConfig = {}) => pgClient({ port: PORTS.pgbouncer, ...app, ...extra });
@@ -100,6 +108,9 @@ describe('dev stack bring-up', () => {
       });
       expect(Number(cfg.max_prepared_statements)).toBeGreaterThan(0);
       expect(cfg.ignore_startup_parameters).toContain('extra_float_digits');
+      // Set in the env file as PGBOUNCER_<NAME>, passed by the compose file's bare names.
+      expect(cfg.ignore_startup_parameters).toContain('search_path');
+      expect(cfg.stats_period).toBe('30');
       expect(cfg.auth_query).toContain('pgbouncer.get_auth');
     } finally {
       await c.end();
@@ -311,5 +322,126 @@ describe('volumes', () => {
     c = await direct();
     expect((await c.query('SELECT count(*)::int AS n FROM ledger')).rows[0].n).toBe(0);
     await c.end();
+  });
+});
+
+describe('day one (make targets on this stack)', () => {
+  it('make psql honours ARGS', async () => {
+    const r = await make('psql', `ARGS=-Atc "select 40 + 2"`);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('42');
+    const d = await make('psql-direct', `ARGS=-Atc "select current_user"`);
+    expect(d.stdout.trim()).toBe(app.user);
+  });
+
+  it('make migrate runs a new file of the mounted migrations folder (no rebuild needed)', async () => {
+    const dir = migrationsDir({ '1763856000001_slow.sql': SLOW_MIGRATION, '1763856000003_day_one.sql': '-- Up Migration\nCREATE TABLE day_one (id int);\n-- Down Migration\nDROP TABLE day_one;\n' });
+    stack.writeEnv({ ...env, POOLGUARD_MIGRATIONS_DIR: dir });
+    try {
+      const r = await make('migrate');
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout + r.stderr).toMatch(/MIGRATION 1763856000003_day_one \(UP\)/);
+      const c = await direct();
+      expect((await c.query("SELECT to_regclass('public.day_one') AS t")).rows[0].t).toBe('day_one');
+      await c.end();
+    } finally {
+      stack.writeEnv(env);
+    }
+  });
+
+  it('make up exits 1 naming the backend and its error when /health is 503 (wrong MONITOR_PASSWORD), 0 once fixed', async () => {
+    stack.writeEnv({ ...env, MONITOR_PASSWORD: 'not-the-monitor-password' });
+    let r;
+    try {
+      r = await make('up');
+    } finally {
+      stack.writeEnv(env);
+    }
+    const out = summary(r.stdout + r.stderr).join('\n');
+    expect(r.code, out).not.toBe(0);
+    expect(out).toMatch(/health: NOT healthy \(HTTP 503\)/);
+    expect(out).toMatch(/postgres: down — password authentication failed for user "poolguard_monitor"/);
+    expect(out).toMatch(/Roles and their passwords are created ONCE/);
+    const ok = await make('up');
+    expect(ok.code, summary(ok.stdout + ok.stderr).join('\n')).toBe(0);
+    expect(ok.stderr).toMatch(/health: all backends healthy/);
+  });
+
+  it('a wrong APP_PASSWORD after the first start: a few lines say what failed, why and the fix; make passwords applies it', async () => {
+    const changed = { ...env, APP_PASSWORD: 'changed-after-the-first-start' };
+    stack.writeEnv(changed);
+    try {
+      const r = await make('up');
+      const lines = summary(r.stdout + r.stderr);
+      const out = lines.join('\n');
+      expect(r.code).not.toBe(0);
+      expect(out).toMatch(/- migrate: the migration job exited 1/);
+      expect(out).toMatch(/password authentication failed for user "app"/);
+      expect(out).toMatch(/- sidecar: not started/);
+      expect(out).toMatch(/created ONCE[\s\S]*make passwords[\s\S]*make clean/);
+      expect(out).not.toMatch(/^\s+at /m); // no stack traces
+      expect(lines.length, out).toBeLessThan(25);
+      expect((await make('passwords')).code).toBe(0);
+      const ok = await make('up');
+      expect(ok.code, summary(ok.stdout + ok.stderr).join('\n')).toBe(0);
+    } finally {
+      stack.writeEnv(env);
+    }
+    // Back to the original password the same way.
+    expect((await make('passwords')).code).toBe(0);
+    expect((await make('up')).code).toBe(0);
+    await (await pooled()).end();
+  });
+
+  it('preflight: an unknown or managed PGBOUNCER_ name, a renamed variable and taken ports stop the bring-up before anything starts', async () => {
+    const squatter = createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => squatter.once('listening', r));
+    const heldPort = (squatter.address() as AddressInfo).port;
+    try {
+      const other = Stack.dev('poolguard-test-preflight', {
+        PUBLISH_POSTGRES_PORT: '25532', PUBLISH_PGBOUNCER_PORT: '26532',
+        PUBLISH_REDIS_PORT: String(heldPort), // a host process holds it
+        PUBLISH_SIDECAR_PORT: String(PORTS.sidecar), // the running test stack's sidecar holds it
+        PGBOUNCER_POOL_MOOD: 'transaction', PGBOUNCER_AUTH_FILE: '/tmp/users.txt', SIDECAR_PUBLISH_PORT: '1',
+      });
+      const r = await run(join(ROOT, 'scripts/up.sh'), ['dev', '-p', other.project, '--env-file', other.envFile]);
+      const out = r.stdout + r.stderr;
+      expect(r.code).toBe(1);
+      expect(out).toMatch(/nothing was started/);
+      expect(out).toMatch(/PGBOUNCER_POOL_MOOD: 'pool_mood' is not a setting of pgbouncer\/pgbouncer.ini/);
+      expect(out).toMatch(/PGBOUNCER_AUTH_FILE: 'auth_file' is fixed by the image/);
+      expect(out).toMatch(/SIDECAR_PUBLISH_PORT was renamed PUBLISH_SIDECAR_PORT/);
+      expect(out).toMatch(new RegExp(`host port 127.0.0.1:${heldPort} \\(redis\\) is taken by a process on this host.*set PUBLISH_REDIS_PORT`));
+      expect(out).toMatch(new RegExp(`host port 127.0.0.1:${PORTS.sidecar} \\(sidecar\\) is taken by container poolguard-test-dev-sidecar-1 of compose project poolguard-test-dev.*set PUBLISH_SIDECAR_PORT`));
+      const ps = await run('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${other.project}`]);
+      expect(ps.stdout.trim()).toBe('');
+      // The stack's own ports are no obstacle to bringing it up again.
+      const again = await run(join(ROOT, 'scripts/preflight.sh'), ['dev', '-p', stack.project, '--env-file', stack.envFile]);
+      expect(again.code, again.stderr).toBe(0);
+    } finally {
+      squatter.close();
+    }
+  });
+});
+
+describe('make clean', () => {
+  it("names this checkout's volumes, deletes nothing without confirmation, and only its own project's with it", async () => {
+    const keep = `poolguard-keep-${process.pid}_pgdata`;
+    await run('docker', ['volume', 'create', '--label', `com.docker.compose.project=poolguard-keep-${process.pid}`, keep]);
+    try {
+      const refused = await make('clean');
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/poolguard-test-dev_pgdata/);
+      expect(refused.stderr).toMatch(/nothing deleted.*make clean CONFIRM=yes/);
+      const vols = async () => (await run('docker', ['volume', 'ls', '-q'])).stdout.split('\n');
+      expect(await vols()).toContain('poolguard-test-dev_pgdata');
+      const done = await make('clean', 'CONFIRM=yes');
+      expect(done.code, done.stderr).toBe(0);
+      const after = await vols();
+      expect(after.filter((v) => v.startsWith('poolguard-test-dev_'))).toEqual([]);
+      expect(after).toContain(keep);
+    } finally {
+      await run('docker', ['volume', 'rm', keep]);
+    }
   });
 });

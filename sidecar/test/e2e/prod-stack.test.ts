@@ -1,31 +1,106 @@
-// The prod compose file, end to end: generated secrets, hardening in effect on the running
-// containers, nothing published but the sidecar, no secret in any container's environment.
-import { readFileSync, readdirSync } from 'node:fs';
+// The prod compose file, end to end: an upgrade from the previous file keeps the data, a second
+// bring-up restarts nothing, settings only from prod.env, generated secrets, hardening in effect
+// on the running containers, nothing published but the sidecar, no secret in any container's
+// environment.
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, Stack, run, type DockerInspect } from './stack.js';
+import { IMAGE_TAG, ROOT, Stack, run, type DockerInspect } from './stack.js';
 
 const SIDECAR_PORT = 28788;
 let stack: Stack;
 let secrets: Record<string, string> = {};
 const inspected: Record<string, DockerInspect> = {};
+const upgrade = { marker: '', firstUp: '', secondUp: '', recreated: [] as string[] };
+
+/** docker-compose.prod.yml as shipped before its volumes were named explicitly (git history), on the test's images. */
+async function previousProdFile(): Promise<string> {
+  const pinned = await run('git', ['log', '--format=%H', '-1', '-S', 'name: ${COMPOSE_PROJECT_NAME}_pgdata', '--', 'docker-compose.prod.yml']);
+  expect(pinned.stdout.trim(), `git log: ${pinned.stderr}`).toMatch(/^[0-9a-f]{40}$/);
+  const old = await run('git', ['show', `${pinned.stdout.trim()}^:docker-compose.prod.yml`]);
+  expect(old.code, old.stderr).toBe(0);
+  expect(old.stdout).toMatch(/^name: poolguard-prod$/m);
+  expect(old.stdout).not.toMatch(/COMPOSE_PROJECT_NAME/);
+  const file = join(mkdtempSync(join(tmpdir(), 'poolguard-old-prod-')), 'docker-compose.prod.yml');
+  writeFileSync(file, old.stdout.replace(/(image: poolguard\/\w+):0\.1\.0$/gm, `$1:${IMAGE_TAG}`));
+  return file;
+}
+
+const upProd = () => run(join(ROOT, 'scripts/up.sh'), ['prod', '-p', stack.project, '--env-file', stack.envFile], { env: stack.extraEnv });
+const startedAt = async () => Object.fromEntries(await Promise.all((await stack.containers()).map(async (c) => [c.service, `${c.id} ${(await stack.inspect(c.id)).State.Status}`] as const)));
 
 beforeAll(async () => {
-  const probe = new Stack('prod', 'poolguard-test-prod', {});
-  const secretsDir = join(probe.dir, 'secrets');
-  stack = new Stack('prod', 'poolguard-test-prod', { SIDECAR_PUBLISH_PORT: String(SIDECAR_PORT) }, { POOLGUARD_SECRETS_DIR: secretsDir });
+  const secretsDir = join(mkdtempSync(join(tmpdir(), 'poolguard-test-prod-')), 'secrets');
+  stack = Stack.prod('poolguard-test-prod', { PUBLISH_SIDECAR_PORT: String(SIDECAR_PORT) }, secretsDir);
   const gen = await run(join(ROOT, 'scripts/gen-secrets.sh'), [secretsDir]);
   expect(gen.code, gen.stderr).toBe(0);
   for (const f of readdirSync(secretsDir)) secrets[f] = readFileSync(join(secretsDir, f), 'utf8');
   await stack.compose(['down', '-v', '--remove-orphans']);
+
+  // 1. The previous file brings the stack up and data is written.
+  const oldEnv = join(stack.dir, 'old.env');
+  writeFileSync(oldEnv, `SIDECAR_PUBLISH_PORT=${SIDECAR_PORT}\n`);
+  const old = ['--project-directory', ROOT, '-p', stack.project, '-f', await previousProdFile(), '--env-file', oldEnv];
+  const compose = (args: string[]) => run(join(ROOT, 'scripts/compose.sh'), [...old, ...args], { env: stack.extraEnv });
   const t0 = Date.now();
-  await stack.up();
-  console.log(`prod stack up --wait (images built): ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const oldUp = await compose(['up', '-d', '--wait']);
+  expect(oldUp.code, oldUp.stderr).toBe(0);
+  const psql = (sql: string) => stack.exec('postgres', ['psql', '-X', '-v', 'ON_ERROR_STOP=1', '-h', '/var/run/postgresql', '-U', 'postgres', '-d', 'app', '-Atc', sql]);
+  expect((await psql("CREATE TABLE upgrade_marker (note text); INSERT INTO upgrade_marker VALUES ('written under the previous compose file')")).code).toBe(0);
+  expect((await compose(['down'])).code).toBe(0);
+
+  // 2. The current file, through the real bring-up script, twice.
+  const first = await upProd();
+  upgrade.firstUp = first.stdout + first.stderr;
+  expect(first.code, upgrade.firstUp).toBe(0);
+  upgrade.marker = (await psql('SELECT note FROM upgrade_marker')).stdout.trim();
+  const before = await startedAt();
+  const second = await upProd();
+  upgrade.secondUp = second.stdout + second.stderr;
+  expect(second.code, upgrade.secondUp).toBe(0);
+  const after = await startedAt();
+  upgrade.recreated = Object.keys(before).filter((s) => before[s] !== after[s]);
+  console.log(`prod: previous file up, then scripts/up.sh prod twice: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   for (const { service, id } of await stack.containers()) inspected[service] = await stack.inspect(id);
 });
 
 afterAll(async () => {
   await stack?.down(true);
+});
+
+describe('prod stack: upgrades and bring-ups', () => {
+  it('data written under the previous compose file is there after the upgrade (volume names unchanged)', () => {
+    expect(upgrade.marker).toBe('written under the previous compose file');
+  });
+
+  it('a second bring-up with no change rebuilds from cache and restarts nothing', () => {
+    expect(upgrade.secondUp).toMatch(/health: all backends healthy/);
+    expect(upgrade.secondUp).not.toMatch(/Recreate/);
+    expect(upgrade.recreated).toEqual([]);
+  });
+
+  it('reads prod.env only: a dev .env beside the file is refused, and never read with --env-file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'poolguard-dotenv-'));
+    writeFileSync(join(dir, '.env'), 'SIDECAR_LOG_LEVEL=debug\nPOSTGRES_MAX_CONNECTIONS=7\nPGBOUNCER_DEFAULT_POOL_SIZE=3\n');
+    const file = join(ROOT, 'docker-compose.prod.yml');
+    const env = { POOLGUARD_SECRETS_DIR: stack.extraEnv.POOLGUARD_SECRETS_DIR! };
+    const refused = await run(join(ROOT, 'scripts/compose.sh'), ['--project-directory', dir, '-f', file, 'config'], { env });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/reads its settings from prod.env only: run it with --env-file prod.env/);
+    const cfg = await run(join(ROOT, 'scripts/compose.sh'), ['--project-directory', dir, '-f', file, '--env-file', join(ROOT, 'prod.env'), 'config'], { env });
+    expect(cfg.code, cfg.stderr).toBe(0);
+    expect(cfg.stdout).toMatch(/SIDECAR_LOG_LEVEL: info/);
+    expect(cfg.stdout).toMatch(/max_connections=100/);
+    expect(cfg.stdout).not.toMatch(/PGBOUNCER_DEFAULT_POOL_SIZE: "?3/);
+  });
+
+  it('make clean refuses a project that runs the prod file', async () => {
+    const r = await run(join(ROOT, 'scripts/clean.sh'), ['--yes', '-p', stack.project, '--env-file', join(ROOT, '.env.example')]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/refusing: project 'poolguard-test-prod' runs docker-compose.prod.yml/);
+    expect((await stack.containers()).length).toBe(5);
+  });
 });
 
 describe('prod stack', () => {

@@ -5,7 +5,7 @@ import pg from 'pg';
 import { GenericContainer, Network, Wait, type StartedNetwork, type StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAMILIES } from '../../src/metrics.js';
-import { run, sleep, until } from './stack.js';
+import { image, run, sleep, until } from './stack.js';
 
 const PW = {
   postgres: 'it-postgres-pw',
@@ -26,7 +26,7 @@ let redis: StartedTestContainer;
 let sidecar: StartedTestContainer;
 
 function sidecarContainer(env: Record<string, string> = {}) {
-  return new GenericContainer('poolguard/sidecar:0.1.0')
+  return new GenericContainer(image('sidecar'))
     .withNetwork(network)
     .withEnvironment({
       SIDECAR_POLL_INTERVAL_MS: String(POLL_MS),
@@ -59,7 +59,7 @@ const pooled = (extra: pg.ClientConfig = {}) => {
 
 beforeAll(async () => {
   network = await new Network().start();
-  postgres = await new GenericContainer('poolguard/postgres:0.1.0')
+  postgres = await new GenericContainer(image('postgres'))
     .withNetwork(network)
     .withNetworkAliases('postgres')
     .withEnvironment({ POSTGRES_PASSWORD: PW.postgres, APP_PASSWORD: PW.app, MONITOR_PASSWORD: PW.monitor, PGBOUNCER_AUTH_PASSWORD: PW.auth })
@@ -68,7 +68,7 @@ beforeAll(async () => {
     .withStartupTimeout(120_000)
     .start();
   [pgbouncer, redis] = await Promise.all([
-    new GenericContainer('poolguard/pgbouncer:0.1.0')
+    new GenericContainer(image('pgbouncer'))
       .withNetwork(network)
       .withNetworkAliases('pgbouncer')
       .withEnvironment({
@@ -81,7 +81,7 @@ beforeAll(async () => {
       .withExposedPorts(6432)
       .withWaitStrategy(Wait.forHealthCheck())
       .start(),
-    new GenericContainer('poolguard/redis:0.1.0')
+    new GenericContainer(image('redis'))
       .withNetwork(network)
       .withNetworkAliases('redis')
       .withEnvironment({ REDIS_PASSWORD: PW.redis })

@@ -9,6 +9,13 @@ import pg from 'pg';
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url)).replace(/\/$/, '');
 const COMPOSE = join(ROOT, 'scripts/compose.sh');
 
+/**
+ * The tag the tests build and run (scripts/test.sh exports it): neither dev's (0.1.0-dev) nor
+ * prod's (0.1.0), so a test run never replaces the images a user's stack runs.
+ */
+export const IMAGE_TAG = process.env.POOLGUARD_IMAGE_TAG ?? '0.1.0-test';
+export const image = (name: 'postgres' | 'pgbouncer' | 'redis' | 'migrate' | 'sidecar') => `poolguard/${name}:${IMAGE_TAG}`;
+
 export interface RunResult {
   code: number;
   stdout: string;
@@ -70,12 +77,23 @@ export class Stack {
   ) {
     this.dir = mkdtempSync(join(tmpdir(), `${project}-`));
     this.envFile = join(this.dir, 'env');
-    writeFileSync(this.envFile, Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+    this.writeEnv(env);
+  }
+
+  /** (Re)writes the stack's env file; the project name and image tag are always the test's. */
+  writeEnv(env: Record<string, string>): void {
+    const all = { ...env, POOLGUARD_PROJECT: this.project, POOLGUARD_IMAGE_TAG: IMAGE_TAG };
+    writeFileSync(this.envFile, Object.entries(all).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
   }
 
   /** A dev stack configured from .env.example with the given overrides. */
   static dev(project: string, overrides: Record<string, string> = {}): Stack {
     return new Stack('dev', project, { ...readEnvFile(join(ROOT, '.env.example')), ...overrides });
+  }
+
+  /** A prod stack configured from prod.env with the given overrides, its secrets in secretsDir. */
+  static prod(project: string, overrides: Record<string, string> = {}, secretsDir?: string): Stack {
+    return new Stack('prod', project, { ...readEnvFile(join(ROOT, 'prod.env')), ...overrides }, secretsDir ? { POOLGUARD_SECRETS_DIR: secretsDir } : {});
   }
 
   get file(): string {

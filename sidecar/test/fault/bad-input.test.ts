@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Stack, publish, run, sleep } from '../e2e/stack.js';
+import { Stack, image, publish, run, sleep } from '../e2e/stack.js';
 import { health, record, waitUntil } from './harness.js';
 
 // Every character that breaks naive URL building, plus both quotes.
@@ -39,7 +39,7 @@ async function sidecar(name: string, port: number, overrides: Record<string, str
   const envArgs = Object.entries(base).flatMap(([k, v]) => (v === undefined ? [] : ['-e', `${k}=${v}`]));
   const cname = `${stack.project}-${name}`;
   await run('docker', ['rm', '-f', cname]);
-  const r = await run('docker', ['run', '-d', '--name', cname, '--label', `com.docker.compose.project=${stack.project}`, '--network', `${stack.project}_backend`, '-p', `127.0.0.1:${port}:8787`, ...envArgs, 'poolguard/sidecar:0.1.0']);
+  const r = await run('docker', ['run', '-d', '--name', cname, '--label', `com.docker.compose.project=${stack.project}`, '--network', `${stack.project}_backend`, '-p', `127.0.0.1:${port}:8787`, ...envArgs, image('sidecar')]);
   if (r.code !== 0) throw new Error(r.stderr);
   started.push(cname);
   await waitUntil(`${name} listening`, async () => (await health(port)) !== undefined, 20_000);
@@ -223,12 +223,12 @@ describe("PgBouncer's entrypoint with bad settings", () => {
   it('reports every bad value at once, prints no secret and never starts; a socket directory is a valid POSTGRES_HOST', async () => {
     const secrets = ['-e', 'PGBOUNCER_AUTH_PASSWORD=auth-s3cret', '-e', 'PGBOUNCER_ADMIN_PASSWORD=admin-s3cret', '-e', 'PGBOUNCER_STATS_PASSWORD=stats-s3cret'];
     const bad = await run('docker', ['run', '--rm', ...secrets,
-      '-e', 'PGBOUNCER_DEFAULT_POOL_SIZE=lots', '-e', 'PGBOUNCER_POOL_MODE=sometimes', '-e', 'PGBOUNCER_NO_SUCH_SETTING=1',
-      '-e', 'POSTGRES_HOST=db;rm -rf /', '-e', 'POSTGRES_PORT=99999', '-e', 'APP_DB=app db', 'poolguard/pgbouncer:0.1.0'], { timeoutMs: 30_000 });
+      '-e', 'PGBOUNCER_DEFAULT_POOL_SIZE=lots', '-e', 'PGBOUNCER_POOL_MODE=sometimes', '-e', 'PGBOUNCER_NO_SUCH_SETTING=1', '-e', 'PGBOUNCER_AUTH_FILE=/tmp/users.txt',
+      '-e', 'POSTGRES_HOST=db;rm -rf /', '-e', 'POSTGRES_PORT=99999', '-e', 'APP_DB=app db', image('pgbouncer')], { timeoutMs: 30_000 });
     const out = bad.stdout + bad.stderr;
     expect(bad.code).toBe(1);
     for (const m of [/PGBOUNCER_DEFAULT_POOL_SIZE must be a whole number/, /PGBOUNCER_POOL_MODE must be session, transaction or statement/,
-      /PGBOUNCER_NO_SUCH_SETTING: 'no_such_setting' is not a setting/, /POSTGRES_HOST must be a host name, an address or a Unix socket directory/,
+      /PGBOUNCER_NO_SUCH_SETTING: 'no_such_setting' is not a setting/, /PGBOUNCER_AUTH_FILE: 'auth_file' is fixed by this image/, /POSTGRES_HOST must be a host name, an address or a Unix socket directory/,
       /POSTGRES_PORT must be a port number/, /APP_DB must be a plain identifier/]) expect(out).toMatch(m);
     expect(out).not.toMatch(/s3cret/);
     expect(out).not.toMatch(/process up/);
@@ -236,7 +236,7 @@ describe("PgBouncer's entrypoint with bad settings", () => {
     const name = `${stack.project}-pgb-socket`;
     await run('docker', ['rm', '-f', name]);
     started.push(name);
-    expect((await run('docker', ['run', '-d', '--name', name, ...secrets, '-e', 'POSTGRES_HOST=/var/run/postgresql', 'poolguard/pgbouncer:0.1.0'])).code).toBe(0);
+    expect((await run('docker', ['run', '-d', '--name', name, ...secrets, '-e', 'POSTGRES_HOST=/var/run/postgresql', image('pgbouncer')])).code).toBe(0);
     let logs = '';
     await waitUntil('PgBouncer rendered its config', async () => {
       const r = await run('docker', ['logs', name]);
@@ -245,6 +245,6 @@ describe("PgBouncer's entrypoint with bad settings", () => {
     }, 20_000);
     expect(logs).toMatch(/database app -> \/var\/run\/postgresql:5432/);
     expect(logs).not.toMatch(/s3cret/);
-    record({ scenario: 'bad PgBouncer settings', load: 'none', injected: 'PGBOUNCER_DEFAULT_POOL_SIZE=lots, PGBOUNCER_POOL_MODE=sometimes, an unknown PGBOUNCER_ setting, POSTGRES_HOST with a shell command, POSTGRES_PORT=99999, APP_DB with a space', figures: 'six bad values (pool size, pool mode, unknown setting, host, port, database name) reported together, exit 1 before starting, no secret printed; a socket directory accepted as POSTGRES_HOST' });
+    record({ scenario: 'bad PgBouncer settings', load: 'none', injected: 'PGBOUNCER_DEFAULT_POOL_SIZE=lots, PGBOUNCER_POOL_MODE=sometimes, an unknown PGBOUNCER_ setting, PGBOUNCER_AUTH_FILE (managed), POSTGRES_HOST with a shell command, POSTGRES_PORT=99999, APP_DB with a space', figures: 'seven bad values (pool size, pool mode, unknown setting, managed setting, host, port, database name) reported together, exit 1 before starting, no secret printed; a socket directory accepted as POSTGRES_HOST' });
   });
 });

@@ -4,7 +4,7 @@ import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { ROOT, run, until, type Stack } from '../e2e/stack.js';
+import { ROOT, image, run, until, type Stack } from '../e2e/stack.js';
 
 export { health } from '../e2e/stack.js';
 
@@ -46,7 +46,7 @@ export async function startLoad(
     '-e', `CLIENTS=${opts.clients}`, '-e', `DURATION_MS=${opts.durationMs}`, '-e', `WRITER=${opts.writer}`,
     '-e', `THINK_MS=${opts.thinkMs ?? 20}`, '-e', `ID_BASE=${opts.idBase}`, '-e', 'OUT=/out', '-v', `${out}:/out`,
     '-v', `${join(ROOT, 'sidecar/test/loadgen/loadgen.mjs')}:/app/loadgen.mjs:ro`,
-    '--entrypoint', 'node', 'poolguard/migrate:0.1.0', '/app/loadgen.mjs',
+    '--entrypoint', 'node', image('migrate'), '/app/loadgen.mjs',
   ];
   await run('docker', ['rm', '-f', name]);
   const started = await run('docker', args);

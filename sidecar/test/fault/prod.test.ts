@@ -2,7 +2,8 @@
 // policy), what the host can reach, secrets in responses, SCRAM only, Redis auth.
 // No packet is sent to a container address: reachability is checked from the host's routing
 // table (a route through the default gateway means the host cannot reach the network).
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, Stack, run } from '../e2e/stack.js';
@@ -17,9 +18,8 @@ async function id(service: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  const dir = new Stack('prod', 'poolguard-test-fault-prod', {}).dir;
-  const secretsDir = join(dir, 'secrets');
-  stack = new Stack('prod', 'poolguard-test-fault-prod', { SIDECAR_PUBLISH_PORT: String(SIDECAR_PORT) }, { POOLGUARD_SECRETS_DIR: secretsDir });
+  const secretsDir = join(mkdtempSync(join(tmpdir(), 'poolguard-test-fault-prod-')), 'secrets');
+  stack = Stack.prod('poolguard-test-fault-prod', { PUBLISH_SIDECAR_PORT: String(SIDECAR_PORT) }, secretsDir);
   expect((await run(join(ROOT, 'scripts/gen-secrets.sh'), [secretsDir])).code).toBe(0);
   // Secret files full of URL-special characters and quotes (gen-secrets makes URL-safe ones):
   // the whole stack must work with them.
