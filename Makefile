@@ -13,7 +13,7 @@ env_get       = $$(source scripts/lib.sh && env_get $(ENV_FILE) $(1))
 prod_get      = $$(source scripts/lib.sh && env_get $(PROD_ENV) $(1))
 
 .PHONY: help setup env build up down ps logs health urls passwords migrate psql psql-direct pgbouncer-admin \
-        prod-secrets prod-up prod-down prod-ps prod-logs test test-unit test-e2e test-fault bench lint clean
+        prod-secrets prod-up prod-down prod-ps prod-logs rotate test test-unit test-e2e test-fault bench lint clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -80,6 +80,10 @@ prod-ps: ## Show the prod stack's services
 
 prod-logs: ## Follow the prod stack's logs
 	@$(PROD) logs -f --tail 100
+
+rotate: ## Rotate a prod secret in a safe order: SECRET=app_password (or all); see scripts/rotate.sh
+	@test -n "$(SECRET)" || { echo "make rotate SECRET=<name>|all (scripts/rotate.sh --help lists them)" >&2; exit 2; }
+	@scripts/rotate.sh --env-file $(PROD_ENV) $(SECRET)
 
 test: setup ## The test suite (what CI runs): the unit, e2e and fault tiers, one after another
 	@scripts/test.sh all

@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
 # Usage: pgbouncer-entrypoint pgbouncer /var/run/pgbouncer/pgbouncer.ini
+#        pgbouncer-entrypoint reload      (in the running container: render again from the same
+#                                          environment and secret files, then SIGHUP PgBouncer,
+#                                          which re-reads both: a rotated console or auth_user
+#                                          password without a restart; clients stay connected)
 #        pgbouncer-entrypoint <any other command>      (run as is, nothing rendered)
 #
 # Renders /etc/pgbouncer/pgbouncer.ini.template into /var/run/pgbouncer/pgbouncer.ini and
@@ -120,5 +124,13 @@ render() {
 if [ "${1:-}" = "pgbouncer" ]; then
   [ "$(id -u)" -ne 0 ] || { log "ERROR: refusing to run as root"; exit 1; }
   render
+fi
+if [ "${1:-}" = "reload" ]; then
+  pid="$(cat "$RUNDIR/pgbouncer.pid" 2>/dev/null || echo 1)"
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = pgbouncer ] || { log "ERROR: no PgBouncer process to reload (pid $pid)"; exit 1; }
+  render
+  kill -HUP "$pid"
+  log "reloaded: rendered again and sent SIGHUP to PgBouncer (pid $pid)"
+  exit 0
 fi
 exec "$@"

@@ -31,7 +31,7 @@ if [ ! -f "$env_file" ]; then
   chmod 0600 "$tmp"
   while IFS= read -r line || [ -n "$line" ]; do
     case "$line" in
-      *_PASSWORD=*) printf '%s=%s\n' "${line%%=*}" "$(head -c 24 /dev/urandom | base64 | tr -d '\n=' | tr '+/' '-_')" ;;
+      *_PASSWORD=*) printf '%s=%s\n' "${line%%=*}" "$(random_secret 24)" ;;
       POOLGUARD_PROJECT=*) printf 'POOLGUARD_PROJECT=%s\n' "$project" ;;
       *) printf '%s\n' "$line" ;;
     esac

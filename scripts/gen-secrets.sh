@@ -9,9 +9,17 @@
 #
 # Changing a password after the first `prod-up` also needs ALTER ROLE in Postgres: the roles
 # are created once, on an empty data volume.
+#
+# TLS for PgBouncer's clients (needs openssl): a CA (tls_ca.crt, its key tls_ca.key readable by
+# root only: no container needs it) and PgBouncer's certificate signed by it
+# (pgbouncer_tls.crt / pgbouncer_tls.key, ECDSA P-256, 825 days) for the names
+# DNS:pgbouncer, DNS:localhost, IP:127.0.0.1 and those in $POOLGUARD_TLS_SANS (e.g.
+# "DNS:db.example.com,IP:10.0.0.5"). Bring your own by putting pgbouncer_tls.crt/.key (and the
+# tls_ca.crt your clients trust) there first: existing files are kept. Apps verify with
+# sslmode=verify-full sslrootcert=<tls_ca.crt>. --force replaces these too.
 set -euo pipefail
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 force=0
 dir=""
 while [ $# -gt 0 ]; do
@@ -23,8 +31,9 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-root="$(cd "$(dirname "$0")/.." && pwd)"
-dir="${dir:-${POOLGUARD_SECRETS_DIR:-$root/secrets}}"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+dir="${dir:-${POOLGUARD_SECRETS_DIR:-$ROOT/secrets}}"
 
 for tool in head base64 tr; do command -v "$tool" >/dev/null || { echo "gen-secrets: $tool is required" >&2; exit 1; }; done
 [ -r /dev/urandom ] || { echo "gen-secrets: /dev/urandom is not readable" >&2; exit 1; }
@@ -40,10 +49,37 @@ for name in "${names[@]}"; do
   if [ -e "$f" ] && [ "$force" -eq 0 ]; then kept=$((kept + 1)); continue; fi
   tmp="$(mktemp "$dir/.$name.XXXXXX")"
   # 32 random bytes -> 43 URL-safe characters; no newline.
-  head -c 32 /dev/urandom | base64 | tr -d '\n=' | tr '+/' '-_' >"$tmp"
+  random_secret 32 >"$tmp"
   if [ "$(id -u)" -eq 0 ]; then chgrp 10001 "$tmp"; chmod 0440 "$tmp"; else chmod 0444 "$tmp"; fi
   mv -f "$tmp" "$f"
   created=$((created + 1))
 done
+
+# protect FILE MODE_AS_ROOT: ownership and mode like the password files (group 10001 reads).
+protect() { if [ "$(id -u)" -eq 0 ]; then chgrp 10001 "$1"; chmod "$2" "$1"; else chmod 0444 "$1"; fi; }
+tls="kept"
+if [ -e "$dir/pgbouncer_tls.crt" ] && [ -e "$dir/pgbouncer_tls.key" ] && [ "$force" -eq 0 ]; then
+  [ -e "$dir/tls_ca.crt" ] || echo "gen-secrets: WARNING: your own pgbouncer_tls.crt has no tls_ca.crt beside it: put the CA your clients trust there (the sidecar verifies with it)" >&2
+else
+  command -v openssl >/dev/null || { echo "gen-secrets: openssl is required for PgBouncer's TLS certificate (apt-get install openssl)" >&2; exit 1; }
+  sans="DNS:pgbouncer,DNS:localhost,IP:127.0.0.1${POOLGUARD_TLS_SANS:+,$POOLGUARD_TLS_SANS}"
+  [[ "$sans" =~ ^((DNS:[A-Za-z0-9.*-]+|IP:[0-9a-fA-F.:]+)(,|$))+$ ]] || { echo "gen-secrets: POOLGUARD_TLS_SANS must be a comma list of DNS:name and IP:address, got '${POOLGUARD_TLS_SANS:-}'" >&2; exit 1; }
+  work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
+  if [ ! -e "$dir/tls_ca.key" ] || [ "$force" -eq 1 ]; then
+    openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj "/CN=poolguard CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -keyout "$work/ca.key" -out "$work/ca.crt" 2>/dev/null
+    chmod 0400 "$work/ca.key"; mv -f "$work/ca.key" "$dir/tls_ca.key"
+    cp "$work/ca.crt" "$work/ca.pub"; mv -f "$work/ca.pub" "$dir/tls_ca.crt"; protect "$dir/tls_ca.crt" 0444
+  fi
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=pgbouncer" \
+    -keyout "$work/pgb.key" -out "$work/pgb.csr" 2>/dev/null
+  printf 'subjectAltName=%s\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' "$sans" >"$work/ext"
+  openssl x509 -req -in "$work/pgb.csr" -CA "$dir/tls_ca.crt" -CAkey "$dir/tls_ca.key" -CAcreateserial -CAserial "$work/serial" \
+    -days 825 -extfile "$work/ext" -out "$work/pgb.crt" 2>/dev/null
+  protect "$work/pgb.key" 0440; mv -f "$work/pgb.key" "$dir/pgbouncer_tls.key"
+  protect "$work/pgb.crt" 0444; mv -f "$work/pgb.crt" "$dir/pgbouncer_tls.crt"
+  tls="created for $sans"
+fi
 if [ "$(id -u)" -eq 0 ]; then chgrp 10001 "$dir"; chmod 0750 "$dir"; else chmod 0755 "$dir"; fi
-echo "gen-secrets: $created created, $kept kept (use --force to replace) in $dir" >&2
+echo "gen-secrets: $created created, $kept kept (use --force to replace) in $dir; PgBouncer TLS certificate $tls" >&2

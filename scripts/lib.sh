@@ -53,3 +53,21 @@ PGBOUNCER_TEMPLATE="$ROOT/pgbouncer/pgbouncer.ini"
 pgbouncer_keys() { awk '/^\[pgbouncer\]/{s=1;next} /^\[/{s=0} s && /^[a-z_]+ = /{print $1}' "$PGBOUNCER_TEMPLATE"; }
 # pgbouncer_managed: the settings the image fixes (the template's "; poolguard-managed:" line).
 pgbouncer_managed() { sed -n 's/^; poolguard-managed: //p' "$PGBOUNCER_TEMPLATE" | tr ' ' '\n' | sed '/^$/d'; }
+
+# random_secret [BYTES]: BYTES (default 32) random bytes as URL-safe base64 without padding.
+random_secret() { head -c "${1:-32}" /dev/urandom | base64 | tr -d '\n=' | tr '+/' '-_'; }
+
+# set_role_passwords SUPERUSER ROLE=VALUE...: ALTER ROLE ... PASSWORD for each pair, in Postgres,
+# run through "${COMPOSE[@]}" (the caller's compose command) in the postgres container as the
+# postgres OS user over its Unix socket (peer authentication: no password needed). Values go
+# through the environment and psql's \getenv: never on a command line, never in a log.
+set_role_passwords() {
+  local superuser="$1" sql="" envs=() i=0 pair; shift
+  for pair in "$@"; do
+    i=$((i + 1))
+    export "POOLGUARD_ROLE_$i=${pair%%=*}" "POOLGUARD_PASS_$i=${pair#*=}"
+    envs+=(-e "POOLGUARD_ROLE_$i" -e "POOLGUARD_PASS_$i")
+    sql+="\\getenv u POOLGUARD_ROLE_$i"$'\n'"\\getenv p POOLGUARD_PASS_$i"$'\n'"ALTER ROLE :\"u\" PASSWORD :'p';"$'\n'
+  done
+  "${COMPOSE[@]}" exec -T "${envs[@]}" postgres psql -X -q -v ON_ERROR_STOP=1 -h /var/run/postgresql -U "$superuser" -d postgres <<<"$sql"
+}

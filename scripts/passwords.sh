@@ -12,23 +12,18 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 case "${1:-}" in -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 need docker
-compose=("$ROOT/scripts/compose.sh" -f "$ROOT/docker-compose.dev.yml" "$@")
+COMPOSE=("$ROOT/scripts/compose.sh" -f "$ROOT/docker-compose.dev.yml" "$@")
 env_file="$ROOT/.env"
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do [ "${args[i]}" != --env-file ] || env_file="${args[i+1]:-}"; done
 [ -f "$env_file" ] || die "$env_file does not exist"
-"${compose[@]}" up -d --wait postgres >/dev/null 2>&1 || die "Postgres does not start: make up shows why"
-sql=""
-envs=()
-for pair in APP_USER:APP_PASSWORD:app MONITOR_USER:MONITOR_PASSWORD:poolguard_monitor PGBOUNCER_AUTH_USER:PGBOUNCER_AUTH_PASSWORD:pgbouncer_auth; do
-  IFS=: read -r uvar pvar def <<<"$pair"
-  u="$(env_get "$env_file" "$uvar")"; u="${u:-$def}"
-  [ -n "$(env_get "$env_file" "$pvar")" ] || die "$env_file has no $pvar"
-  export "POOLGUARD_U_$pvar=$u" "POOLGUARD_P_$pvar=$(env_get "$env_file" "$pvar")"
-  sql+="\\getenv u POOLGUARD_U_$pvar"$'\n'"\\getenv p POOLGUARD_P_$pvar"$'\n'"ALTER ROLE :\"u\" PASSWORD :'p';"$'\n'
-  envs+=(-e "POOLGUARD_U_$pvar" -e "POOLGUARD_P_$pvar")
+val() { local v; v="$(env_get "$env_file" "$1")"; printf '%s' "${v:-$2}"; }
+"${COMPOSE[@]}" up -d --wait postgres >/dev/null 2>&1 || die "Postgres does not start: make up shows why"
+pairs=()
+for spec in APP_USER:APP_PASSWORD:app MONITOR_USER:MONITOR_PASSWORD:poolguard_monitor PGBOUNCER_AUTH_USER:PGBOUNCER_AUTH_PASSWORD:pgbouncer_auth; do
+  IFS=: read -r uvar pvar def <<<"$spec"
+  [ -n "$(val "$pvar" '')" ] || die "$env_file has no $pvar"
+  pairs+=("$(val "$uvar" "$def")=$(val "$pvar" '')")
 done
-"${compose[@]}" exec -T "${envs[@]}" -u postgres postgres \
-  psql -X -q -v ON_ERROR_STOP=1 -h /var/run/postgresql -U "$(env_get "$env_file" POSTGRES_USER | sed 's/^$/postgres/')" -d postgres <<<"$sql" \
-  || die "could not set the passwords (the psql error is above)"
-log "set the passwords of $(env_get "$env_file" APP_USER | sed 's/^$/app/'), $(env_get "$env_file" MONITOR_USER | sed 's/^$/poolguard_monitor/') and $(env_get "$env_file" PGBOUNCER_AUTH_USER | sed 's/^$/pgbouncer_auth/') from $env_file; now: make up"
+set_role_passwords "$(val POSTGRES_USER postgres)" "${pairs[@]}" || die "could not set the passwords (the psql error is above)"
+log "set the passwords of $(val APP_USER app), $(val MONITOR_USER poolguard_monitor) and $(val PGBOUNCER_AUTH_USER pgbouncer_auth) from $env_file; now: make up"

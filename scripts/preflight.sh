@@ -4,7 +4,7 @@
 # Checks a stack before anything starts, and says what to change:
 #   - the compose file renders with these settings (compose's own message when not: a missing
 #     password, the prod file given the dev .env, ...);
-#   - every NAME= in the env file is one the compose file reads: a typo such as
+#   - every NAME= in the env file is one the compose files (with any extra -f) read: a typo such as
 #     PGBOUNCER_POOL_MOOD, a managed PgBouncer setting, a renamed variable, or a prod-only one in
 #     the dev .env is an error naming it (compose would silently ignore it);
 #   - (dev) DATABASE_URL / DATABASE_URL_DIRECT / REDIS_URL left in .env agree with the passwords;
@@ -25,10 +25,12 @@ need docker awk sed grep timeout
 cd "$ROOT"
 env_file=""
 args=("$@")
+extra_files=()
 for ((i = 0; i < ${#args[@]}; i++)); do
   case "${args[i]}" in
     --env-file) env_file="${args[i+1]:-}" ;;
     --env-file=*) env_file="${args[i]#--env-file=}" ;;
+    -f|--file) extra_files+=("${args[i+1]:-}") ;;
   esac
 done
 [ -n "$env_file" ] || env_file="$ROOT/.env"
@@ -48,7 +50,7 @@ reads() {
   { grep -oE '(^|[^$])\$\{[A-Z_][A-Z0-9_]*' "$1" | sed -E 's/.*\$\{//'
     grep -oE '^ +[A-Z_][A-Z0-9_]*:$' "$1" | tr -d ' :'; } | sort -u
 }
-known="$(reads "$file")"
+known="$(reads "$file"; for f in "${extra_files[@]}"; do [ ! -f "$f" ] || reads "$f"; done)"
 known_other="$(reads "$other")"
 managed="$(pgbouncer_managed)"
 settings="$(grep -vxF "$managed" <(pgbouncer_keys) | tr '[:lower:]' '[:upper:]' | sed 's/^/PGBOUNCER_/')"

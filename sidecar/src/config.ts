@@ -33,7 +33,37 @@ const urlWith = (protocols: string[]) =>
     { message: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')} and naming a host` },
   );
 
-const pgUrl = urlWith(['postgres:', 'postgresql:']);
+const SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
+type SslMode = (typeof SSL_MODES)[number];
+const PG_URL_PARAMS = ['sslmode', 'sslrootcert'];
+
+/** A postgres:// URL whose query string holds at most libpq's sslmode and sslrootcert. */
+const pgUrl = urlWith(['postgres:', 'postgresql:']).superRefine((value, ctx) => {
+  let params: URLSearchParams;
+  try {
+    params = new URL(value).searchParams;
+  } catch {
+    return; // urlWith has reported it
+  }
+  const seen = new Set<string>();
+  for (const [key, v] of params) {
+    if (!PG_URL_PARAMS.includes(key)) {
+      ctx.addIssue({ code: 'custom', message: `unknown query parameter ${JSON.stringify(key)} (allowed: ${PG_URL_PARAMS.join(', ')})` });
+    } else if (seen.has(key)) {
+      ctx.addIssue({ code: 'custom', message: `query parameter ${key} is given more than once` });
+    } else if (key === 'sslmode' && !(SSL_MODES as readonly string[]).includes(v)) {
+      ctx.addIssue({ code: 'custom', message: `sslmode ${JSON.stringify(v)} is not allowed: use one of ${SSL_MODES.join(', ')}` });
+    } else if (key === 'sslrootcert' && v === '') {
+      ctx.addIssue({ code: 'custom', message: 'sslrootcert must name a PEM CA file, such as sslrootcert=/run/secrets/pg-ca.pem' });
+    }
+    seen.add(key);
+  }
+  const mode = params.get('sslmode') ?? 'disable';
+  if (params.has('sslrootcert') && (mode === 'disable' || mode === 'require')) {
+    // libpq would silently turn require + sslrootcert into verify-ca; say which mode to use instead.
+    ctx.addIssue({ code: 'custom', message: `sslrootcert only applies to sslmode=verify-ca or sslmode=verify-full (sslmode is ${mode})` });
+  }
+});
 
 const fraction = z
   .string()
@@ -70,6 +100,8 @@ const schema = z.object({
   SIDECAR_PROBE_URL: pgUrl.default('postgres://poolguard_monitor@pgbouncer:6432/poolguard_probe'),
   SIDECAR_POSTGRES_URL: pgUrl.default('postgres://poolguard_monitor@postgres:5432/app'),
   SIDECAR_POSTGRES_PASSWORD: z.string().optional(),
+  // PEM CA bundle for the Postgres-protocol URLs with sslmode=verify-ca/verify-full and no sslrootcert.
+  SIDECAR_PG_TLS_CA_FILE: z.string().optional(),
   SIDECAR_REDIS_URL: urlWith(['redis:', 'rediss:']).default('redis://redis:6379/0'),
   SIDECAR_REDIS_PASSWORD: z.string().optional(),
   SIDECAR_TOKEN: z.string().min(16, 'must be at least 16 characters').max(512).optional(),
@@ -91,6 +123,14 @@ export interface PgTarget {
   user: string;
   database: string;
   password: string | undefined;
+  /** From the URL's sslmode: undefined is plain TCP (sslmode=disable, the default). */
+  tls: PgTls | undefined;
+}
+
+export interface PgTls {
+  mode: 'require' | 'verify-ca' | 'verify-full';
+  /** PEM text of the CA bundle (sslrootcert, else SIDECAR_PG_TLS_CA_FILE); only for verify-*. Never log it. */
+  ca: string | undefined;
 }
 
 export interface RedisTarget {
@@ -126,7 +166,7 @@ export interface Config {
   };
 }
 
-function pgTarget(raw: string, password: string | undefined, defaultPort: number): PgTarget {
+function pgTarget(raw: string, password: string | undefined, defaultPort: number, tls: PgTls | undefined): PgTarget {
   const u = new URL(raw);
   const fromUrl = u.password === '' ? undefined : decodeURIComponent(u.password);
   return {
@@ -135,7 +175,77 @@ function pgTarget(raw: string, password: string | undefined, defaultPort: number
     user: decodeURIComponent(u.username) || 'postgres',
     database: decodeURIComponent(u.pathname.replace(/^\//, '')) || 'postgres',
     password: password ?? fromUrl,
+    tls,
   };
+}
+
+const PG_URL_VARS = ['SIDECAR_PGBOUNCER_URL', 'SIDECAR_PROBE_URL', 'SIDECAR_POSTGRES_URL'] as const;
+type PgUrlVar = (typeof PG_URL_VARS)[number];
+
+/** Reads a PEM CA bundle; returns a problem (without the variable name) instead of throwing. */
+function readCaFile(path: string): { pem: string } | { problem: string } {
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (err) {
+    return { problem: `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})` };
+  }
+  if (pem.trim() === '') return { problem: `${path} is empty` };
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) return { problem: `${path} is not a PEM CA bundle (no -----BEGIN CERTIFICATE----- block)` };
+  return { pem };
+}
+
+/**
+ * The TLS settings of each Postgres-protocol URL that passed the schema: sslmode, and for
+ * verify-ca/verify-full the CA from sslrootcert or SIDECAR_PG_TLS_CA_FILE, read now so a bad
+ * path stops startup. Problems are collected, not thrown.
+ */
+function resolvePgTls(input: Record<string, string | undefined>, valid: (key: PgUrlVar) => boolean, problems: string[]): Partial<Record<PgUrlVar, PgTls | undefined>> {
+  const files = new Map<string, ReturnType<typeof readCaFile>>();
+  const read = (path: string) => {
+    if (!files.has(path)) files.set(path, readCaFile(path));
+    return files.get(path)!;
+  };
+  // Empty means not set, as for the optional secrets (compose passes an unset variable as "").
+  const caFile = input.SIDECAR_PG_TLS_CA_FILE === '' ? undefined : input.SIDECAR_PG_TLS_CA_FILE;
+  let sharedCa: string | undefined;
+  let sharedCaBad = false;
+  if (caFile !== undefined) {
+    const r = read(caFile);
+    if ('pem' in r) sharedCa = r.pem;
+    else {
+      sharedCaBad = true;
+      problems.push(`SIDECAR_PG_TLS_CA_FILE: ${r.problem}`);
+    }
+  }
+  const out: Partial<Record<PgUrlVar, PgTls | undefined>> = {};
+  for (const key of PG_URL_VARS) {
+    if (!valid(key)) continue;
+    // A URL that is not set takes its default, which has no query string.
+    const params = input[key] === undefined ? new URLSearchParams() : new URL(input[key]).searchParams;
+    const mode = (params.get('sslmode') ?? 'disable') as SslMode;
+    if (mode === 'disable') {
+      out[key] = undefined;
+      continue;
+    }
+    if (mode === 'require') {
+      out[key] = { mode, ca: undefined };
+      continue;
+    }
+    const rootcert = params.get('sslrootcert');
+    let ca: string | undefined;
+    if (rootcert !== null) {
+      const r = read(rootcert);
+      if ('pem' in r) ca = r.pem;
+      else problems.push(`${key}: sslrootcert: ${r.problem}`);
+    } else if (sharedCa !== undefined) {
+      ca = sharedCa;
+    } else if (!sharedCaBad) {
+      problems.push(`${key}: sslmode=${mode} needs a CA to check the server certificate against: add sslrootcert=/path/to/ca.pem to the URL or set SIDECAR_PG_TLS_CA_FILE`);
+    }
+    out[key] = { mode, ca };
+  }
+  return out;
 }
 
 function redisTarget(raw: string, password: string | undefined): RedisTarget {
@@ -192,13 +302,16 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     }
   }
   const parsed = schema.safeParse(input);
+  const badKeys = new Set<string>();
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const key = String(issue.path[0] ?? '');
+      badKeys.add(key);
       const shown = (SECRET_VARS as readonly string[]).includes(key) ? '' : ` (got ${JSON.stringify(input[key])})`;
       problems.push(`${key}: ${issue.message}${shown}`);
     }
   }
+  const tls = resolvePgTls(input, (key) => !badKeys.has(key), problems);
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const c = parsed.data;
   if (c.SIDECAR_SOURCE_TIMEOUT_MS >= c.SIDECAR_POLL_INTERVAL_MS) {
@@ -216,10 +329,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     reconnectMaxMs: c.SIDECAR_RECONNECT_MAX_MS,
     summaryIntervalMs: c.SIDECAR_SUMMARY_INTERVAL_MS,
     shutdownGraceMs: c.SIDECAR_SHUTDOWN_GRACE_MS,
-    pgbouncer: pgTarget(c.SIDECAR_PGBOUNCER_URL, c.SIDECAR_PGBOUNCER_PASSWORD, 6432),
+    pgbouncer: pgTarget(c.SIDECAR_PGBOUNCER_URL, c.SIDECAR_PGBOUNCER_PASSWORD, 6432, tls.SIDECAR_PGBOUNCER_URL),
     // The probe and the direct connection both log in as the monitoring role.
-    probe: pgTarget(c.SIDECAR_PROBE_URL, c.SIDECAR_POSTGRES_PASSWORD, 6432),
-    postgres: pgTarget(c.SIDECAR_POSTGRES_URL, c.SIDECAR_POSTGRES_PASSWORD, 5432),
+    probe: pgTarget(c.SIDECAR_PROBE_URL, c.SIDECAR_POSTGRES_PASSWORD, 6432, tls.SIDECAR_PROBE_URL),
+    postgres: pgTarget(c.SIDECAR_POSTGRES_URL, c.SIDECAR_POSTGRES_PASSWORD, 5432, tls.SIDECAR_POSTGRES_URL),
     redis: redisTarget(c.SIDECAR_REDIS_URL, c.SIDECAR_REDIS_PASSWORD),
     token: c.SIDECAR_TOKEN,
     alerts: {

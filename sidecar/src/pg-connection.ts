@@ -1,5 +1,7 @@
 // One persistent node-postgres connection that reconnects with exponential backoff. Queries
 // go through the simple query protocol (no parameters), which PgBouncer's admin console needs.
+import { isIP } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { PgTarget } from './config.js';
@@ -10,6 +12,28 @@ export type Row = Record<string, unknown>;
 /** Reconnection delay after the attempt-th failure in a row: 250 ms doubling, capped at maxMs. */
 export function backoffMs(attempt: number, maxMs: number): number {
   return Math.min(maxMs, 250 * 2 ** Math.min(Math.max(attempt, 1) - 1, 16));
+}
+
+/**
+ * node-postgres's `ssl` option for a target's sslmode (libpq semantics). pg spreads this object
+ * into tls.connect({ socket, host, ... }), so it is exactly what node's TLS sees:
+ * - disable (tls undefined): false, plain TCP (and PGSSLMODE from the environment is not consulted);
+ * - require: TLS, no certificate check;
+ * - verify-ca: the chain must lead to the CA; the host name is not checked;
+ * - verify-full: the chain and the host name: node's default checkServerIdentity matches
+ *   `servername` (or, for an IP address, which must not be sent as SNI, `host`) against the SAN.
+ */
+export function sslOptions(target: Pick<PgTarget, 'host' | 'tls'>): false | ConnectionOptions {
+  const tls = target.tls;
+  if (tls === undefined) return false;
+  switch (tls.mode) {
+    case 'require':
+      return { rejectUnauthorized: false };
+    case 'verify-ca':
+      return { ca: tls.ca, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+    case 'verify-full':
+      return isIP(target.host) === 0 ? { ca: tls.ca, rejectUnauthorized: true, servername: target.host } : { ca: tls.ca, rejectUnauthorized: true };
+  }
 }
 
 /** The only thing sources see: a way to run a parameterless query. */
@@ -121,6 +145,9 @@ export class PgConnection implements Queryable {
       application_name: applicationName,
       connectionTimeoutMillis: connectTimeoutMs,
       keepAlive: true,
+      // A TLS failure (wrong CA, host not in the certificate) rejects connect() below and
+      // becomes lastError like any other connection failure.
+      ssl: sslOptions(target),
     });
     const lost = (err?: Error) => {
       // Server went away between polls: forget the client; the next poll reconnects.

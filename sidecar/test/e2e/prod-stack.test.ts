@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IMAGE_TAG, ROOT, Stack, run, type DockerInspect } from './stack.js';
+import { IMAGE_TAG, ROOT, Stack, image, run, type DockerInspect } from './stack.js';
 
 const SIDECAR_PORT = 28788;
 let stack: Stack;
@@ -35,7 +35,7 @@ beforeAll(async () => {
   stack = Stack.prod('poolguard-test-prod', { PUBLISH_SIDECAR_PORT: String(SIDECAR_PORT) }, secretsDir);
   const gen = await run(join(ROOT, 'scripts/gen-secrets.sh'), [secretsDir]);
   expect(gen.code, gen.stderr).toBe(0);
-  for (const f of readdirSync(secretsDir)) secrets[f] = readFileSync(join(secretsDir, f), 'utf8');
+  for (const f of readdirSync(secretsDir).filter((n) => !/\.(crt|key)$/.test(n))) secrets[f] = readFileSync(join(secretsDir, f), 'utf8');
   await stack.compose(['down', '-v', '--remove-orphans']);
 
   // 1. The previous file brings the stack up and data is written.
@@ -100,6 +100,73 @@ describe('prod stack: upgrades and bring-ups', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/refusing: project 'poolguard-test-prod' runs docker-compose.prod.yml/);
     expect((await stack.containers()).length).toBe(5);
+  });
+});
+
+describe('prod stack: TLS to PgBouncer', () => {
+  /** psql in a container on the backend network, trusting the bundle's CA (as an app would). */
+  const psql = (conninfo: string, password: string, sql: string) => {
+    const ca = join(stack.extraEnv.POOLGUARD_SECRETS_DIR!, 'tls_ca.crt');
+    return run('docker', ['run', '--rm', '--network', `${stack.project}_backend`, '-v', `${ca}:/ca.crt:ro`, '-e', 'PGPASSWORD', '-e', 'PGCONNECT_TIMEOUT=5',
+      '--entrypoint', 'psql', image('postgres'), '-X', '-Atc', sql, conninfo], { env: { PGPASSWORD: password } });
+  };
+
+  it('an app verifies PgBouncer with sslmode=verify-full and the CA; every client, the sidecar too, is on TLS', async () => {
+    const app = await psql('host=pgbouncer port=6432 dbname=app user=app sslmode=verify-full sslrootcert=/ca.crt', secrets.app_password!, 'SELECT 40 + 2');
+    expect(app.code, app.stderr).toBe(0);
+    expect(app.stdout.trim()).toBe('42');
+    const clients = await psql('host=pgbouncer port=6432 dbname=pgbouncer user=pgbouncer_admin sslmode=verify-full sslrootcert=/ca.crt', secrets.pgbouncer_admin_password!, 'SHOW CLIENTS');
+    expect(clients.code, clients.stderr).toBe(0);
+    const rows = clients.stdout.trim().split('\n');
+    expect(rows.length).toBeGreaterThanOrEqual(3); // this console session + the sidecar's console and probe
+    for (const row of rows) expect(row, row).toMatch(/\|TLSv1\.[23]\//);
+  });
+
+  it('a client without TLS is refused; a host name the certificate does not name fails verification', async () => {
+    const plain = await psql('host=pgbouncer port=6432 dbname=app user=app sslmode=disable', secrets.app_password!, 'SELECT 1');
+    expect(plain.code).not.toBe(0);
+    expect(plain.stderr).toMatch(/SSL required/);
+    const ip = (await stack.inspect(inspected.pgbouncer!.Id)) as unknown as { NetworkSettings: { Networks: Record<string, { IPAddress: string }> } };
+    const addr = Object.values(ip.NetworkSettings.Networks)[0]!.IPAddress;
+    expect(addr).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    const wrongName = await psql(`host=${addr} port=6432 dbname=app user=app sslmode=verify-full sslrootcert=/ca.crt`, secrets.app_password!, 'SELECT 1');
+    expect(wrongName.code).not.toBe(0);
+    expect(wrongName.stderr).toMatch(/does not match host name/);
+  });
+});
+
+describe('prod stack: an app service joining it (examples/app.prod.yml)', () => {
+  it('reaches pgbouncer:6432 over verified TLS with the password from its secret file, and Redis, from the internal network', async () => {
+    // A test app in the migrate image (node + pg): what examples/app.prod.yml gives it, it uses.
+    const dir = mkdtempSync(join(tmpdir(), 'poolguard-app-'));
+    writeFileSync(join(dir, 'app.mjs'), `
+      import { readFileSync } from 'node:fs';
+      import net from 'node:net';
+      import pg from 'pg';
+      const e = process.env;
+      if (e.PGSSLMODE !== 'verify-full') throw new Error('PGSSLMODE is ' + e.PGSSLMODE);
+      const c = new pg.Client({ host: e.PGHOST, port: Number(e.PGPORT), user: e.PGUSER, database: e.PGDATABASE,
+        password: readFileSync(e.APP_DB_PASSWORD_FILE, 'utf8'), ssl: { ca: readFileSync(e.PGSSLROOTCERT, 'utf8'), servername: e.PGHOST } });
+      await c.connect();
+      const r = await c.query('SELECT current_user AS u, (SELECT count(*) FROM ledger) >= 0 AS ledger');
+      await c.end();
+      const pong = await new Promise((ok, fail) => {
+        const s = net.connect(Number(e.REDIS_PORT), e.REDIS_HOST, () => s.write('AUTH ' + readFileSync(e.REDIS_PASSWORD_FILE, 'utf8') + '\\r\\nPING\\r\\n'));
+        let buf = ''; s.on('data', (d) => { buf += d; if (buf.includes('PONG')) { s.end(); ok(buf.replace(/\\r\\n/g, ' ').trim()); } });
+        s.on('error', fail); setTimeout(() => fail(new Error('redis: ' + buf)), 5000);
+      });
+      console.log(JSON.stringify({ user: r.rows[0].u, ledger: r.rows[0].ledger, redis: pong }));
+    `);
+    const override = join(dir, 'test-app.yml');
+    writeFileSync(override, `services:\n  app:\n    restart: "no"\n    entrypoint: ["node", "/app/test-app.mjs"]\n    volumes: ["${join(dir, 'app.mjs')}:/app/test-app.mjs:ro"]\n    networks: [backend]\n`);
+    const files = ['-f', join(ROOT, 'examples/app.prod.yml'), '-f', override];
+    const pre = await run(join(ROOT, 'scripts/preflight.sh'), ['prod', '-p', stack.project, '--env-file', stack.envFile, ...files], { env: { ...stack.extraEnv, APP_IMAGE: image('migrate') } });
+    expect(pre.code, pre.stderr).toBe(0);
+    const r = await run(join(ROOT, 'scripts/compose.sh'), ['-p', stack.project, '-f', stack.file, ...files, '--env-file', stack.envFile, 'run', '--rm', '--no-deps', 'app'],
+      { env: { ...stack.extraEnv, APP_IMAGE: image('migrate') } });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    expect(out).toEqual({ user: 'app', ledger: true, redis: '+OK +PONG' });
   });
 });
 

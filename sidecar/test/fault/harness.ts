@@ -31,7 +31,11 @@ export interface LoadRun {
  */
 export async function startLoad(
   stack: Stack,
-  opts: { clients: number; durationMs: number; writer: string; idBase: number; hostNetworkPort?: number; thinkMs?: number },
+  opts: {
+    clients: number; durationMs: number; writer: string; idBase: number; hostNetworkPort?: number; thinkMs?: number;
+    /** Prod: the secrets folder: the password is read from app_password at every connection, TLS verified against tls_ca.crt. */
+    secretsDir?: string; reconnectEvery?: number;
+  },
 ): Promise<LoadRun> {
   const out = mkdtempSync(join(tmpdir(), 'poolguard-load-'));
   chmodSync(out, 0o777);
@@ -42,7 +46,11 @@ export async function startLoad(
     : ['-e', 'PGHOST=pgbouncer', '-e', 'PGPORT=6432'];
   const args = [
     'run', '-d', '--name', name, '--label', `com.docker.compose.project=${stack.project}`, ...net, ...target,
-    '-e', `PGUSER=${stack.env.APP_USER}`, '-e', `PGPASSWORD=${stack.env.APP_PASSWORD}`, '-e', `PGDATABASE=${stack.env.APP_DB}`,
+    '-e', `PGUSER=${stack.env.APP_USER}`, '-e', `PGDATABASE=${stack.env.APP_DB}`,
+    ...(opts.secretsDir
+      ? ['-v', `${opts.secretsDir}:/secrets:ro`, '-e', 'PGPASSWORD_FILE=/secrets/app_password', '-e', 'PG_CA_FILE=/secrets/tls_ca.crt']
+      : ['-e', `PGPASSWORD=${stack.env.APP_PASSWORD}`]),
+    '-e', `RECONNECT_EVERY=${opts.reconnectEvery ?? 0}`,
     '-e', `CLIENTS=${opts.clients}`, '-e', `DURATION_MS=${opts.durationMs}`, '-e', `WRITER=${opts.writer}`,
     '-e', `THINK_MS=${opts.thinkMs ?? 20}`, '-e', `ID_BASE=${opts.idBase}`, '-e', 'OUT=/out', '-v', `${out}:/out`,
     '-v', `${join(ROOT, 'sidecar/test/loadgen/loadgen.mjs')}:/app/loadgen.mjs:ro`,

@@ -6,7 +6,11 @@
 //   stdout                   a JSON summary (acked, errors by message, longest attempt, timeline)
 // Environment: PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE CLIENTS DURATION_MS WRITER OUT ID_BASE
 //              THINK_MS (pause between transactions, default 20), CONNECT_TIMEOUT_MS (5000)
-import { writeFileSync } from 'node:fs';
+//              PGPASSWORD_FILE  read the password from this file at every connection (as an app
+//                               that re-reads its secret would; instead of PGPASSWORD)
+//              PG_CA_FILE       TLS with verify-full against this CA (PgBouncer in prod)
+//              RECONNECT_EVERY  open a new connection after this many transactions (0 = never)
+import { readFileSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 
 const env = process.env;
@@ -18,6 +22,9 @@ const out = env.OUT ?? '/out';
 const connectionTimeoutMillis = Number(env.CONNECT_TIMEOUT_MS ?? 5000);
 // Ids: ID_BASE + client * 10^7 + sequence, unique across runs that use distinct bases.
 const idBase = Number(env.ID_BASE ?? Date.now() * 1000);
+const reconnectEvery = Number(env.RECONNECT_EVERY ?? 0);
+const ssl = env.PG_CA_FILE ? { ca: readFileSync(env.PG_CA_FILE, 'utf8'), servername: env.PGHOST, rejectUnauthorized: true } : undefined;
+const password = env.PGPASSWORD_FILE ? () => readFileSync(env.PGPASSWORD_FILE, 'utf8').replace(/\n$/, '') : undefined;
 
 const t0 = Date.now();
 const deadline = t0 + durationMs;
@@ -48,9 +55,15 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function worker(index) {
   let seq = 0;
   let client;
+  let onThisConnection = 0;
   while (!stopping && Date.now() < deadline) {
+    if (client && reconnectEvery > 0 && onThisConnection >= reconnectEvery) {
+      await client.end().catch(() => undefined);
+      client = undefined;
+    }
     if (!client) {
-      const c = new pg.Client({ connectionTimeoutMillis, application_name: `loadgen-${index}` });
+      onThisConnection = 0;
+      const c = new pg.Client({ connectionTimeoutMillis, application_name: `loadgen-${index}`, ...(ssl ? { ssl } : {}), ...(password ? { password } : {}) });
       c.on('error', () => undefined);
       try {
         await c.connect();
@@ -72,6 +85,7 @@ async function worker(index) {
       await client.query('COMMIT');
       acked.push(id); // the commit was acknowledged: this id must survive anything
       bump('acked');
+      onThisConnection += 1;
     } catch (err) {
       noteError(err);
       client.end().catch(() => undefined);
