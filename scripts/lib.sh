@@ -9,6 +9,9 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ME="$(basename "${0%.sh}")"
 
+# A command that fails where the script did not expect it still says where, before set -e exits.
+trap 'printf "%s: ERROR: unexpected failure (exit %s) at %s line %s: %s\n" "$ME" "$?" "${BASH_SOURCE[0]:-$0}" "$LINENO" "$BASH_COMMAND" >&2' ERR
+
 log()  { printf '%s: %s\n' "$ME" "$*" >&2; }
 warn() { printf '%s: WARNING: %s\n' "$ME" "$*" >&2; }
 die()  { printf '%s: ERROR: %s\n' "$ME" "$*" >&2; exit 1; }

@@ -47,8 +47,8 @@ project="$(sed -n 's/^name: //p' <<<"$rendered" | head -n 1)"
 # 2. Every name in the env file is read by the compose file.
 # reads FILE: the variables a compose file reads (${NAME...} and bare "NAME:" environment keys).
 reads() {
-  { grep -oE '(^|[^$])\$\{[A-Z_][A-Z0-9_]*' "$1" | sed -E 's/.*\$\{//'
-    grep -oE '^ +[A-Z_][A-Z0-9_]*:$' "$1" | tr -d ' :'; } | sort -u
+  { grep -oE '(^|[^$])\$\{[A-Z_][A-Z0-9_]*' "$1" | sed -E 's/.*\$\{//' || true
+    grep -oE '^ +[A-Z_][A-Z0-9_]*:$' "$1" | tr -d ' :' || true; } | sort -u
 }
 known="$(reads "$file"; for f in "${extra_files[@]}"; do [ ! -f "$f" ] || reads "$f"; done)"
 known_other="$(reads "$other")"
@@ -108,7 +108,7 @@ publish_var() {
 }
 while read -r svc ip port; do
   [ -n "$port" ] || continue
-  holder="$(docker ps --filter "publish=$port" --format '{{.Label "com.docker.compose.project"}} {{.Names}}' 2>/dev/null | head -n 1)"
+  holder="$(docker ps --filter "publish=$port" --format '{{.Label "com.docker.compose.project"}} {{.Names}}' 2>/dev/null | head -n 1 || true)"
   if [ -n "$holder" ]; then
     owner="${holder%% *}"
     [ "$owner" = "$project" ] && continue

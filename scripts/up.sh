@@ -26,7 +26,7 @@ env_file="$ROOT/.env"
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do [ "${args[i]}" != --env-file ] || env_file="${args[i+1]:-}"; done
 
-"$ROOT/scripts/preflight.sh" "$kind" "$@"
+"$ROOT/scripts/preflight.sh" "$kind" "$@" || exit 1
 
 # hints TEXT: the fix for the errors a newcomer meets, when TEXT shows one.
 hints() {
@@ -47,7 +47,7 @@ EOF
 # errors_of SERVICE: the distinct error lines of a service's log (at most 6).
 errors_of() {
   "${compose[@]}" logs --no-color --no-log-prefix "$1" 2>/dev/null | sed -E 's/\x1b\[[0-9;]*[A-Za-z]//g' \
-    | grep -iE 'error|fatal|panic|refused|failed|denied' | grep -vE '^\s' | awk '!seen[$0]++' | head -n 6
+    | grep -iE 'error|fatal|panic|refused|failed|denied' | grep -vE '^\s' | awk '!seen[$0]++' | head -n 6 || true
 }
 
 start=$(date +%s)
