@@ -54,7 +54,9 @@ write_in_place() {
   printf '%s' "$2" >"$f"
   chmod "$mode" "$f"
 }
-restart_sidecar() { "${COMPOSE[@]}" restart sidecar >/dev/null 2>&1 || die "the sidecar did not restart"; }
+# The sidecar restart and a console-password reload wait until every secret asked for is in
+# place (one each, at the end); a reload that a login depends on (auth_user) happens at once.
+sidecar_restart=0 pgbouncer_reload=0
 reload_pgbouncer() { "${COMPOSE[@]}" exec -T pgbouncer pgbouncer-entrypoint reload >/dev/null 2>&1 || die "PgBouncer did not reload (make prod-logs)"; }
 
 rotate_one() {
@@ -74,24 +76,29 @@ rotate_one() {
       set_role_passwords "$(val POSTGRES_USER postgres)" "$role=$new" || die "ALTER ROLE $role failed (above); the file is unchanged"
       write_in_place "$file" "$new"
       case "$name" in
-        monitor_password) restart_sidecar ;;
+        monitor_password) sidecar_restart=1 ;;
+        # PgBouncer's next auth_query login needs the new password at once.
         pgbouncer_auth_password) reload_pgbouncer ;;
       esac ;;
-    pgbouncer_admin_password) write_in_place "$file" "$new"; reload_pgbouncer ;;
-    pgbouncer_stats_password) write_in_place "$file" "$new"; reload_pgbouncer; restart_sidecar ;;
+    pgbouncer_admin_password) write_in_place "$file" "$new"; pgbouncer_reload=1 ;;
+    pgbouncer_stats_password) write_in_place "$file" "$new"; pgbouncer_reload=1; sidecar_restart=1 ;;
     redis_password)
       # The old password authenticates redis-cli (from the file, through the environment).
       REDISCLI_AUTH="$(<"$file")" POOLGUARD_NEW="$new" "${COMPOSE[@]}" exec -T -e REDISCLI_AUTH -e POOLGUARD_NEW redis \
         sh -c 'redis-cli -h 127.0.0.1 --no-auth-warning CONFIG SET requirepass "$POOLGUARD_NEW"' | grep -qx OK \
         || die "Redis refused CONFIG SET requirepass; the file is unchanged"
       write_in_place "$file" "$new"
-      restart_sidecar ;;
-    sidecar_token) write_in_place "$file" "$new"; restart_sidecar ;;
+      sidecar_restart=1 ;;
+    sidecar_token) write_in_place "$file" "$new"; sidecar_restart=1 ;;
   esac
   log "rotated $name in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 }
 
 if [ "$secret" = all ]; then for s in "${ALL[@]}"; do rotate_one "$s"; done; else rotate_one "$secret"; fi
+t0=$(date +%s%N)
+[ "$pgbouncer_reload" -eq 0 ] || reload_pgbouncer
+[ "$sidecar_restart" -eq 0 ] || "${COMPOSE[@]}" restart sidecar >/dev/null 2>&1 || die "the sidecar did not restart"
+[ "$pgbouncer_reload$sidecar_restart" = 00 ] || log "$([ "$pgbouncer_reload" -eq 0 ] || echo 'PgBouncer reloaded, ')$([ "$sidecar_restart" -eq 0 ] || echo 'the sidecar restarted, ')in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 # The sidecar answers for the whole stack once it has polled with the new values.
 "${COMPOSE[@]}" up -d --wait sidecar >/dev/null 2>&1 || true
 report="$("${COMPOSE[@]}" exec -T sidecar node /app/health-report.mjs 2>&1)" || { printf '%s\n' "$report" >&2; die "the stack is not healthy after rotating $secret (above)"; }

@@ -136,11 +136,12 @@ describe('prod stack: faults and security', () => {
     const secretsDir = stack.extraEnv.POOLGUARD_SECRETS_DIR!;
     const writer = 'rotate-all';
     // An app that re-reads its password file at every connection and reconnects every 25 transactions.
-    const load = await startLoad(stack, { clients: 30, durationMs: 45_000, writer, idBase: 8e12, secretsDir, reconnectEvery: 25 });
+    const load = await startLoad(stack, { clients: 30, durationMs: 60_000, writer, idBase: 8e12, secretsDir, reconnectEvery: 25 });
     await sleep(8_000);
     const from = (Date.now() - load.startedAt) / 1000;
     const rot = await run(join(ROOT, 'scripts/rotate.sh'), ['-p', stack.project, '--env-file', stack.envFile, 'all'], { env: stack.extraEnv });
     const to = (Date.now() - load.startedAt) / 1000;
+    console.log(`rotate.sh all: ${from.toFixed(1)} s -> ${to.toFixed(1)} s of the load\n${rot.stderr}`);
     const { summary, ackedIds } = await load.result();
     expect(rot.code, rot.stdout + rot.stderr).toBe(0);
     expect(rot.stderr).toMatch(/health: all backends healthy/);
@@ -174,7 +175,7 @@ describe('prod stack: faults and security', () => {
     expect(await metrics(rotated.sidecar_token!)).toBe(200);
     record({
       scenario: '8. rotate every secret under load (prod file)',
-      load: '30 clients through PgBouncer (TLS verify-full), each re-reading app_password at every connection and reconnecting every 25 transactions, 45 s',
+      load: '30 clients through PgBouncer (TLS verify-full), each re-reading app_password at every connection and reconnecting every 25 transactions, 60 s',
       injected: `scripts/rotate.sh all (make rotate SECRET=all) at ${from.toFixed(1)} s, done at ${to.toFixed(1)} s`,
       figures: `steps: ${steps.join(', ')}; acknowledged ${summary.acked}, lost ${lost}; failed transactions while rotating ${failed} (${errorsText(summary.errors)}), after it 0; old app password and token refused, new ones work; /health 200`,
     });
