@@ -403,6 +403,8 @@ describe('day one (make targets on this stack)', () => {
         PUBLISH_REDIS_PORT: String(heldPort), // a host process holds it
         PUBLISH_SIDECAR_PORT: String(PORTS.sidecar), // the running test stack's sidecar holds it
         PGBOUNCER_POOL_MOOD: 'transaction', PGBOUNCER_AUTH_FILE: '/tmp/users.txt', SIDECAR_PUBLISH_PORT: '1',
+        // A URL left in an old .env, its password no longer APP_PASSWORD's.
+        DATABASE_URL: 'postgresql://app:stale%40pw@127.0.0.1:6432/app',
       });
       const r = await run(join(ROOT, 'scripts/up.sh'), ['dev', '-p', other.project, '--env-file', other.envFile]);
       const out = r.stdout + r.stderr;
@@ -411,6 +413,7 @@ describe('day one (make targets on this stack)', () => {
       expect(out).toMatch(/PGBOUNCER_POOL_MOOD: 'pool_mood' is not a setting of pgbouncer\/pgbouncer.ini/);
       expect(out).toMatch(/PGBOUNCER_AUTH_FILE: 'auth_file' is fixed by the image/);
       expect(out).toMatch(/SIDECAR_PUBLISH_PORT was renamed PUBLISH_SIDECAR_PORT/);
+      expect(out).toMatch(/the password in DATABASE_URL is not APP_PASSWORD: the URL is stale/);
       expect(out).toMatch(new RegExp(`host port 127.0.0.1:${heldPort} \\(redis\\) is taken by a process on this host.*set PUBLISH_REDIS_PORT`));
       expect(out).toMatch(new RegExp(`host port 127.0.0.1:${PORTS.sidecar} \\(sidecar\\) is taken by container poolguard-test-dev-sidecar-1 of compose project poolguard-test-dev.*set PUBLISH_SIDECAR_PORT`));
       const ps = await run('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${other.project}`]);

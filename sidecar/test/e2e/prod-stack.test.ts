@@ -188,9 +188,13 @@ describe('prod stack', () => {
     for (const s of ['postgres', 'pgbouncer', 'redis', 'sidecar']) expect(inspected[s]?.State.Health?.Status, s).toBe('healthy');
     expect(inspected.migrate?.State.ExitCode).toBe(0);
     const res = await fetch(`http://127.0.0.1:${SIDECAR_PORT}/health`);
-    const body = (await res.json()) as { healthy: boolean };
+    const body = (await res.json()) as { healthy: boolean; pgbouncer: { version: string | null } };
     expect(res.status).toBe(200);
     expect(body.healthy).toBe(true);
+    // The token is set in prod: without it no versions (nor error text); with it, the detail.
+    expect(body.pgbouncer.version).toBeNull();
+    const full = (await (await fetch(`http://127.0.0.1:${SIDECAR_PORT}/health`, { headers: { authorization: `bearer ${secrets.sidecar_token}` } })).json()) as typeof body;
+    expect(full.pgbouncer.version).toMatch(/^1\.24\./);
   });
 
   it('publishes no port but the sidecar, on 127.0.0.1', async () => {
