@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { AlertItem } from './alerts/engine.js';
 import { healthBody, poolBody, redactHealth } from './health.js';
 import type { StackSnapshot } from './snapshot.js';
+import type { PoolScope } from './types.js';
 
 export interface AppDeps {
   logger: Logger;
@@ -16,6 +17,8 @@ export interface AppDeps {
   metrics: { contentType: string; render: () => Promise<string> };
   redisStatus: () => string;
   isShuttingDown: () => boolean;
+  /** Which PgBouncer pools are the application's, for /health's connectionPool and /pool (pools.ts poolScope). */
+  pools: PoolScope;
   pollIntervalMs: number;
   /**
    * When set, /pool, /alerts and /metrics need "Authorization: Bearer <token>" (the scheme in any
@@ -77,7 +80,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // keys, status and Retry-After, minus error text and versions. Never a 401 here.
   const healthKey = deps.token ? Buffer.from(deps.token) : undefined;
   app.get('/health', async (req, reply) => {
-    const body = healthBody(deps.snapshot(), { isShuttingDown: deps.isShuttingDown(), redisStatus: deps.redisStatus(), now: now() });
+    const body = healthBody(deps.snapshot(), { isShuttingDown: deps.isShuttingDown(), redisStatus: deps.redisStatus(), now: now(), pools: deps.pools });
     if (!body.healthy) void reply.code(503).header('Retry-After', retryAfter);
     if (!healthKey) return body;
     void reply.header('Vary', 'Authorization');
@@ -97,7 +100,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       });
     }
 
-    scope.get('/pool', async () => poolBody(deps.snapshot(), now()));
+    scope.get('/pool', async () => poolBody(deps.snapshot(), now(), deps.pools));
 
     scope.get('/alerts', async () => {
       const items = deps.alerts();

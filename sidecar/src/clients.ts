@@ -1,7 +1,6 @@
 // The sidecar's connections to the stack, and the poll sources built on them.
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
 import { describeError } from './log.js';
 import { PgConnection, backoffMs } from './pg-connection.js';
 import type { SourceSpecs } from './poller.js';
@@ -10,6 +9,7 @@ import { collectPgBouncer } from './sources/pgbouncer.js';
 import { collectPostgres } from './sources/postgres.js';
 import { collectProbe } from './sources/probe.js';
 import { collectRedis } from './sources/redis.js';
+import type { Config } from './types.js';
 
 export interface StackClients {
   pgbouncer: PgConnection;

@@ -2,9 +2,8 @@
 // single ConfigError; main.ts prints it and exits 1 before listening.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { DEFAULT_RULES, type RuleOverride } from './alerts/rules.js';
-
-const RULE_NAMES = DEFAULT_RULES.map((r) => r.name);
+import { RULE_NAMES } from './alerts/names.js';
+import type { Config, PgTarget, PgTls, RedisTarget } from './types.js';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -83,7 +82,7 @@ const ruleOverrides = z
       return z.NEVER;
     }
   })
-  .pipe(z.partialRecord(z.enum(RULE_NAMES as [string, ...string[]]), ruleOverride));
+  .pipe(z.partialRecord(z.enum(RULE_NAMES), ruleOverride));
 
 const schema = z.object({
   SIDECAR_HOST: z.string().min(1).default('0.0.0.0'),
@@ -116,55 +115,6 @@ const schema = z.object({
 
 /** Secrets that may come from VAR or VAR_FILE (never both). */
 const SECRET_VARS = ['SIDECAR_PGBOUNCER_PASSWORD', 'SIDECAR_POSTGRES_PASSWORD', 'SIDECAR_REDIS_PASSWORD', 'SIDECAR_TOKEN', 'SIDECAR_ALERT_WEBHOOK_URL'] as const;
-
-export interface PgTarget {
-  host: string;
-  port: number;
-  user: string;
-  database: string;
-  password: string | undefined;
-  /** From the URL's sslmode: undefined is plain TCP (sslmode=disable, the default). */
-  tls: PgTls | undefined;
-}
-
-export interface PgTls {
-  mode: 'require' | 'verify-ca' | 'verify-full';
-  /** PEM text of the CA bundle (sslrootcert, else SIDECAR_PG_TLS_CA_FILE); only for verify-*. Never log it. */
-  ca: string | undefined;
-}
-
-export interface RedisTarget {
-  host: string;
-  port: number;
-  db: number;
-  username: string | undefined;
-  password: string | undefined;
-  tls: boolean;
-}
-
-export interface Config {
-  host: string;
-  port: number;
-  logLevel: string;
-  pollIntervalMs: number;
-  sourceTimeoutMs: number;
-  downPollIntervalMs: number;
-  reconnectMaxMs: number;
-  summaryIntervalMs: number;
-  shutdownGraceMs: number;
-  pgbouncer: PgTarget;
-  probe: PgTarget;
-  postgres: PgTarget;
-  redis: RedisTarget;
-  token: string | undefined;
-  alerts: {
-    forMs: number;
-    resolveForMs: number;
-    hysteresis: number;
-    overrides: Partial<Record<string, RuleOverride>>;
-    webhook: { url: string; timeoutMs: number; retries: number } | undefined;
-  };
-}
 
 function pgTarget(raw: string, password: string | undefined, defaultPort: number, tls: PgTls | undefined): PgTarget {
   const u = new URL(raw);

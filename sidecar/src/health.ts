@@ -1,40 +1,10 @@
-// /health and /pool bodies: pure functions of the snapshot.
+// /health and /pool bodies: pure functions of the snapshot (and of the config's PoolScope).
+import { serverPoolFigures, type PoolFigures } from './pools.js';
 import type { StackSnapshot } from './snapshot.js';
-import type { PgBouncerSample } from './sources/pgbouncer.js';
 import { clientConnections, usableConnections } from './sources/postgres.js';
-
-export interface PoolFigures {
-  active: number;
-  idle: number;
-  total: number;
-  max: number;
-  utilizationPercent: number;
-}
+import type { PoolScope } from './types.js';
 
 const pct = (part: number, whole: number) => (whole > 0 ? Math.round((part / whole) * 1000) / 10 : 0);
-/** PgBouncer databases that are not the application's: the admin console and the sidecar's probe. */
-export const SYSTEM_DBS = new Set(['pgbouncer', 'poolguard_probe']);
-
-/** Server connections of the application's pools (every pool but the admin console and probe). */
-export function serverPoolFigures(sample: PgBouncerSample | undefined, appDb?: string): PoolFigures {
-  if (!sample) return { active: 0, idle: 0, total: 0, max: 0, utilizationPercent: 0 };
-  const isApp = (db: string) => !SYSTEM_DBS.has(db) && (appDb === undefined || db === appDb);
-  let active = 0;
-  let idle = 0;
-  for (const p of sample.pools) {
-    if (!isApp(p.database)) continue;
-    active += p.svActive;
-    idle += p.svIdle + p.svUsed + p.svTested + p.svLogin;
-  }
-  let max = 0;
-  for (const d of sample.databases) {
-    if (!isApp(d.name)) continue;
-    const perPool = d.poolSize + d.reservePool;
-    max += d.maxConnections > 0 ? Math.min(perPool, d.maxConnections) : perPool;
-  }
-  const total = active + idle;
-  return { active, idle, total, max, utilizationPercent: pct(total, max) };
-}
 
 interface Backend {
   lastPollAt: string | null;
@@ -57,7 +27,8 @@ export interface HealthBody {
 
 const backend = (s: { lastPollAt: string | null; lastError: string | null }): Backend => ({ lastPollAt: s.lastPollAt, lastError: s.lastError });
 
-export function healthBody(snap: StackSnapshot, opts: { isShuttingDown: boolean; redisStatus: string; now: Date }): HealthBody {
+/** pools: which PgBouncer pools are the application's (connectionPool counts those, see pools.ts). */
+export function healthBody(snap: StackSnapshot, opts: { isShuttingDown: boolean; redisStatus: string; now: Date; pools: PoolScope }): HealthBody {
   const { pgbouncer, probe, postgres, redis } = snap.sources;
   const pg = postgres.sample;
   const body: HealthBody = {
@@ -69,7 +40,9 @@ export function healthBody(snap: StackSnapshot, opts: { isShuttingDown: boolean;
       healthy: probe.up,
       responseTime: probe.sample?.responseTimeMs ?? null,
       ...backend(probe),
-      connectionPool: { ...serverPoolFigures(pgbouncer.sample), isPgBouncer: true, isShuttingDown: opts.isShuttingDown },
+      // The application's server connections: the pools of the application database, every user
+      // but PgBouncer's auth_user and the probe; max capped by max_db_connections (pools.ts).
+      connectionPool: { ...serverPoolFigures(pgbouncer.sample, opts.pools), isPgBouncer: true, isShuttingDown: opts.isShuttingDown },
     },
     pgbouncer: { healthy: pgbouncer.up, version: pgbouncer.sample?.version ?? null, ...backend(pgbouncer) },
     postgres: {
@@ -112,9 +85,10 @@ export function redactHealth(body: HealthBody): HealthBody {
 
 const pgFigures = (connections: number, maxConnections: number, isHealthy: boolean) => ({ connections, maxConnections, utilizationPercent: pct(connections, maxConnections), isHealthy });
 
-export function poolBody(snap: StackSnapshot, now: Date) {
+/** database: the application's server connections, as /health's connectionPool; pools: every pool. */
+export function poolBody(snap: StackSnapshot, now: Date, pools: PoolScope) {
   const { pgbouncer, probe, postgres, redis } = snap.sources;
-  const figures = serverPoolFigures(pgbouncer.sample);
+  const figures = serverPoolFigures(pgbouncer.sample, pools);
   const pb = pgbouncer.sample;
   const maxClients = Number(pb?.config.max_client_conn ?? 0);
   const usedClients = pb?.lists.used_clients ?? 0;

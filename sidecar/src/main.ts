@@ -1,10 +1,12 @@
 // The only module that touches the process: reads env, handles signals, listens.
 import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './log.js';
 import { cachedRender } from './metrics.js';
 import { createMonitor } from './monitor.js';
+import { poolScope } from './pools.js';
+import type { Config } from './types.js';
 
 async function main(): Promise<void> {
   let config: Config;
@@ -28,6 +30,7 @@ async function main(): Promise<void> {
     metrics: { contentType: monitor.registry.contentType, render: cachedRender(monitor.registry, () => monitor.poller.snapshot) },
     redisStatus: () => monitor.clients.redis.status,
     isShuttingDown: () => shuttingDown,
+    pools: poolScope(config),
     pollIntervalMs: config.pollIntervalMs,
     token: config.token,
   });

@@ -6,11 +6,12 @@ import { AlertEngine, type Transition } from './alerts/engine.js';
 import { DEFAULT_RULES, applyOverrides } from './alerts/rules.js';
 import { createWebhook } from './alerts/webhook.js';
 import { createClients, createSources, type StackClients } from './clients.js';
-import type { Config } from './config.js';
 import { healthBody } from './health.js';
 import { registerMetrics } from './metrics.js';
 import { Poller } from './poller.js';
+import { poolScope } from './pools.js';
 import type { StackSamples } from './snapshot.js';
+import type { Config } from './types.js';
 
 export interface Monitor {
   poller: Poller<StackSamples>;
@@ -24,10 +25,12 @@ export interface Monitor {
 export function createMonitor(config: Config, logger: Logger): Monitor {
   // A connection lost between polls triggers a poll right away, so /health says so at once.
   const clients = createClients(config, logger, () => poller.pollSoon());
+  const pools = poolScope(config);
   const engine = new AlertEngine(applyOverrides(DEFAULT_RULES, config.alerts.overrides), {
     defaultForMs: config.alerts.forMs,
     resolveForMs: config.alerts.resolveForMs,
     hysteresis: config.alerts.hysteresis,
+    context: { pools },
   });
   const webhook = config.alerts.webhook ? createWebhook({ ...config.alerts.webhook, logger }) : undefined;
 
@@ -60,7 +63,7 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
 
   let summaryTimer: NodeJS.Timeout | undefined;
   const summary = () => {
-    const h = healthBody(poller.snapshot, { isShuttingDown: false, redisStatus: clients.redis.status, now: new Date() });
+    const h = healthBody(poller.snapshot, { isShuttingDown: false, redisStatus: clients.redis.status, now: new Date(), pools });
     const redisInfo = poller.snapshot.sources.redis.sample?.info;
     logger.info(
       {

@@ -4,8 +4,8 @@ import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import type { PgTarget } from './config.js';
 import { describeError } from './log.js';
+import type { PgTarget } from './types.js';
 
 export type Row = Record<string, unknown>;
 

@@ -3,7 +3,7 @@
 // threshold x (1 - hysteresis), and resolves only after staying clear for resolveForMs. So one
 // noisy poll neither fires nor flaps an alert.
 import type { StackSnapshot } from '../snapshot.js';
-import type { Rule, Severity } from './rules.js';
+import type { Rule, RuleContext, Severity } from './rules.js';
 
 export interface AlertItem {
   name: string;
@@ -37,6 +37,8 @@ export interface EngineOptions {
   resolveForMs: number;
   /** Relative margin below a threshold before a firing level clears (0.05 = 5 %). */
   hysteresis: number;
+  /** Handed to every rule's observe(): which pools are the application's. */
+  context: RuleContext;
 }
 
 const RANK = { WARNING: 1, CRITICAL: 2 } as const;
@@ -64,7 +66,7 @@ export class AlertEngine {
     const transitions: Transition[] = [];
     const seen = new Set<string>();
     for (const rule of this.rules) {
-      for (const obs of rule.observe(snap, this.prev)) {
+      for (const obs of rule.observe(snap, this.prev, this.opts.context)) {
         const key = keyOf(rule.name, obs.labels);
         seen.add(key);
         let st = this.states.get(key);

@@ -1,9 +1,12 @@
 // The alert rules: a table of named rules, each a pure function from the snapshot (and the
 // previous one, for rates) to observations. Thresholds and `for` durations are data, so every
-// default can be overridden from config (SIDECAR_ALERT_RULES).
-import { SYSTEM_DBS, serverPoolFigures } from '../health.js';
+// default can be overridden from config (SIDECAR_ALERT_RULES). What a rule needs from the config
+// (which pools are the application's) comes in a RuleContext, passed by the engine.
+import { isSidecarPool, poolFigures } from '../pools.js';
 import type { StackSnapshot } from '../snapshot.js';
 import { clientConnections, usableConnections } from '../sources/postgres.js';
+import type { PoolScope } from '../types.js';
+import type { RuleName, RuleOverride } from './names.js';
 
 export type Severity = 'WARNING' | 'CRITICAL';
 
@@ -15,14 +18,19 @@ export interface Observation {
   describe: (value: number) => string;
 }
 
+/** What rules may know besides the snapshot: the deployment's names, from the config. */
+export interface RuleContext {
+  pools: PoolScope;
+}
+
 export interface Rule {
-  name: string;
+  name: RuleName;
   /** Fires at WARNING when value >= warning, at CRITICAL when value >= critical. */
   warning?: number | undefined;
   critical?: number | undefined;
   /** How long the condition must hold before the alert fires. */
   forMs?: number | undefined;
-  observe: (snap: StackSnapshot, prev: StackSnapshot | undefined) => Observation[];
+  observe: (snap: StackSnapshot, prev: StackSnapshot | undefined, ctx: RuleContext) => Observation[];
 }
 
 const pct = (part: number, whole: number) => (whole > 0 ? (part / whole) * 100 : 0);
@@ -33,13 +41,15 @@ export const DEFAULT_RULES: Rule[] = [
     name: 'pgbouncer_pool_utilization',
     warning: 80,
     critical: 90,
-    observe: (snap) => {
+    // Per pool, every pool but the sidecar's own (the admin console, and the probe's: its one
+    // connection is 100 % of its pool_size 1).
+    observe: (snap, _prev, ctx) => {
       const s = snap.sources.pgbouncer.sample;
       if (!s) return [];
       return s.pools
-        .filter((p) => !SYSTEM_DBS.has(p.database))
+        .filter((p) => !isSidecarPool(p, ctx.pools))
         .map((p) => {
-          const f = serverPoolFigures({ ...s, pools: [p] }, p.database);
+          const f = poolFigures(p, s.databases.find((d) => d.name === p.database));
           return {
             labels: { database: p.database, user: p.user },
             value: f.utilizationPercent,
@@ -152,15 +162,8 @@ export const DEFAULT_RULES: Rule[] = [
   },
 ];
 
-export interface RuleOverride {
-  warning?: number | null | undefined;
-  critical?: number | null | undefined;
-  forMs?: number | undefined;
-  enabled?: boolean | undefined;
-}
-
 /** Applies config overrides (null removes a level); unknown names are config errors upstream. */
-export function applyOverrides(rules: Rule[], overrides: Partial<Record<string, RuleOverride>>): Rule[] {
+export function applyOverrides(rules: Rule[], overrides: Partial<Record<RuleName, RuleOverride>>): Rule[] {
   return rules
     .filter((r) => overrides[r.name]?.enabled !== false)
     .map((r) => {

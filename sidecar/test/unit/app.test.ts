@@ -5,9 +5,10 @@ import type { AlertItem } from '../../src/alerts/engine.js';
 import { buildApp } from '../../src/app.js';
 import { REDACTED_ERROR, redactHealth, type HealthBody } from '../../src/health.js';
 import type { StackSnapshot } from '../../src/snapshot.js';
+import type { PgBouncerSample } from '../../src/sources/pgbouncer.js';
 import type { PostgresSample } from '../../src/sources/postgres.js';
 import type { RedisSample } from '../../src/sources/redis.js';
-import { snapshot, state } from '../fixtures/snapshot.js';
+import { POOLS, pgbouncerSample, snapshot, state } from '../fixtures/snapshot.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 
@@ -25,6 +26,7 @@ async function app(snap: StackSnapshot, opts: { shuttingDown?: boolean; token?: 
     metrics: { contentType: new Registry().contentType, render: async () => 'x_up 1\n' },
     redisStatus: () => (snap.sources.redis.up ? 'ready' : 'reconnecting'),
     isShuttingDown: () => opts.shuttingDown ?? false,
+    pools: POOLS,
     pollIntervalMs: 5000,
     token: opts.token,
     now: () => new Date('2026-01-01T00:00:01.000Z'),
@@ -43,7 +45,8 @@ describe('routes', () => {
         responseTime: 1.5,
         lastPollAt: '2026-01-01T00:00:00.000Z',
         lastError: null,
-        // app pool: sv_active 10, idle 2 + used 1; max = pool_size 25 + reserve 5
+        // the app database's one user pool (app/app): sv_active 10, idle 2 + used 1;
+        // max = 1 pool x (pool_size 25 + reserve 5), under max_db_connections 50
         connectionPool: { active: 10, idle: 3, total: 13, max: 30, utilizationPercent: 43.3, isPgBouncer: true, isShuttingDown: false },
       },
       pgbouncer: { healthy: true, version: '1.24.1' },
@@ -86,6 +89,20 @@ describe('routes', () => {
     expect(body.postgres).toEqual({ connections: 27, maxConnections: 97, utilizationPercent: 27.8, isHealthy: true });
   });
 
+  it('/health and /pool take the application and probe databases from deps.pools', async () => {
+    // A probe database renamed to custom_probe, holding its one server connection.
+    const pb = pgbouncerSample();
+    pb.pools.push({ ...pb.pools[0]!, database: 'custom_probe', user: 'poolguard_monitor', clActive: 1, clWaiting: 0, svActive: 0, svIdle: 1, svUsed: 0, maxwaitSeconds: 0 });
+    pb.databases.push({ ...pb.databases[0]!, name: 'custom_probe', poolSize: 1, reservePool: 0, maxConnections: 1 });
+    const a = await buildApp({
+      logger: pino({ level: 'silent' }), snapshot: () => snapshot({ pgbouncer: state<PgBouncerSample>(pb) }), alerts: () => [],
+      metrics: { contentType: new Registry().contentType, render: async () => '' }, redisStatus: () => 'ready', isShuttingDown: () => false,
+      pools: { appDatabase: 'app', probe: { database: 'custom_probe', user: 'poolguard_monitor' } }, pollIntervalMs: 5000,
+    });
+    expect((await a.inject('/health')).json().database.connectionPool).toMatchObject({ active: 10, idle: 3, total: 13, max: 30, utilizationPercent: 43.3 });
+    expect((await a.inject('/pool')).json().database).toMatchObject({ activeConnections: 10, idleConnections: 3, totalConnections: 13, maxConnections: 30 });
+  });
+
   it('/alerts: strings and structured items', async () => {
     const item: AlertItem = { name: 'backend_down', severity: 'CRITICAL', summary: 'redis is down: ECONNREFUSED', labels: { backend: 'redis' }, since: '2026-01-01T00:00:00.000Z', value: 1, threshold: 1 };
     const body = (await (await app(snapshot(), { alerts: [item] })).inject('/alerts')).json();
@@ -107,7 +124,7 @@ describe('bearer token', () => {
     const { logger, lines } = capture();
     const a = await buildApp({
       logger, snapshot: () => snapshot(), alerts: () => [], metrics: { contentType: new Registry().contentType, render: async () => 'x_up 1\n' }, redisStatus: () => 'ready',
-      isShuttingDown: () => false, pollIntervalMs: 5000, token: TOKEN,
+      isShuttingDown: () => false, pools: POOLS, pollIntervalMs: 5000, token: TOKEN,
     });
     for (const url of ['/pool', '/alerts', '/metrics']) {
       expect((await a.inject(url)).statusCode, url).toBe(401);

@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { buildApp } from '../../src/app.js';
 import type { HealthBody } from '../../src/health.js';
 import type { RedisSample } from '../../src/sources/redis.js';
-import { snapshot, state } from '../fixtures/snapshot.js';
+import { POOLS, snapshot, state } from '../fixtures/snapshot.js';
 
 const SCRIPT = fileURLToPath(new URL('../../health-report.mjs', import.meta.url));
 const TOKEN = 'report-token-0123456789abcdef';
@@ -161,7 +161,7 @@ describe('health-report.mjs', () => {
       logger: pino({ level: 'silent' }),
       snapshot: () => snapshot({ redis: state<RedisSample>(undefined, 'WRONGPASS invalid username-password pair') }),
       alerts: () => [], metrics: { contentType: 'text/plain', render: async () => '' }, redisStatus: () => 'reconnecting',
-      isShuttingDown: () => false, pollIntervalMs: 5000, token: TOKEN,
+      isShuttingDown: () => false, pools: POOLS, pollIntervalMs: 5000, token: TOKEN,
     });
     await app.listen({ port: 0, host: '127.0.0.1' });
     try {

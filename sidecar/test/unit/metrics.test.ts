@@ -6,11 +6,11 @@ import { FAMILIES, cachedRender, registerMetrics } from '../../src/metrics.js';
 import type { PgBouncerSample } from '../../src/sources/pgbouncer.js';
 import type { PostgresSample } from '../../src/sources/postgres.js';
 import type { RedisSample } from '../../src/sources/redis.js';
-import { snapshot, state } from '../fixtures/snapshot.js';
+import { POOLS, snapshot, state } from '../fixtures/snapshot.js';
 
 async function scrape(snap = snapshot()): Promise<string> {
   const registry = new Registry();
-  const engine = new AlertEngine(DEFAULT_RULES, { defaultForMs: 0, resolveForMs: 0, hysteresis: 0.05 });
+  const engine = new AlertEngine(DEFAULT_RULES, { defaultForMs: 0, resolveForMs: 0, hysteresis: 0.05, context: { pools: POOLS } });
   engine.evaluate(snap, 0);
   registerMetrics(registry, () => ({ snapshot: snap, alerts: engine }));
   return registry.metrics();
@@ -82,7 +82,7 @@ describe('cachedRender', () => {
   it('renders once per snapshot and again when the poll loop writes a new one', async () => {
     const registry = new Registry();
     let snap = snapshot();
-    const engine = new AlertEngine(DEFAULT_RULES, { defaultForMs: 0, resolveForMs: 0, hysteresis: 0.05 });
+    const engine = new AlertEngine(DEFAULT_RULES, { defaultForMs: 0, resolveForMs: 0, hysteresis: 0.05, context: { pools: POOLS } });
     let reads = 0;
     registerMetrics(registry, () => {
       reads += 1;

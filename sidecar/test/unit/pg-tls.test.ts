@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PgTarget, PgTls } from '../../src/config.js';
+import type { PgTarget, PgTls } from '../../src/types.js';
 import { NotConnectedError, PgConnection, sslOptions } from '../../src/pg-connection.js';
 
 let dir: string;

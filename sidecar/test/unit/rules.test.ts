@@ -1,14 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { AlertEngine } from '../../src/alerts/engine.js';
+import { RULE_NAMES } from '../../src/alerts/names.js';
 import { DEFAULT_RULES, applyOverrides, type Rule } from '../../src/alerts/rules.js';
 import type { StackSnapshot } from '../../src/snapshot.js';
 import type { PgBouncerSample } from '../../src/sources/pgbouncer.js';
 import type { RedisSample } from '../../src/sources/redis.js';
 import { postgresSample } from '../fixtures/postgres.js';
-import { pgbouncerSample, snapshot, state } from '../fixtures/snapshot.js';
+import { POOLS, pgbouncerSample, snapshot, state } from '../fixtures/snapshot.js';
 
 const rule = (name: string): Rule => DEFAULT_RULES.find((r) => r.name === name)!;
-const values = (name: string, snap: StackSnapshot, prev?: StackSnapshot) => rule(name).observe(snap, prev).map((o) => ({ labels: o.labels, value: Math.round(o.value * 10) / 10, text: o.describe(o.value) }));
+const values = (name: string, snap: StackSnapshot, prev?: StackSnapshot) => rule(name).observe(snap, prev, { pools: POOLS }).map((o) => ({ labels: o.labels, value: Math.round(o.value * 10) / 10, text: o.describe(o.value) }));
 
 function withPool(sv: { active: number; idle: number; used: number }, waiting = 0, maxwait = 0): StackSnapshot {
   const pb = pgbouncerSample();
@@ -17,6 +18,10 @@ function withPool(sv: { active: number; idle: number; used: number }, waiting = 
 }
 
 describe('rules (pure functions of the snapshot)', () => {
+  it('the table implements exactly the names config.ts validates SIDECAR_ALERT_RULES against', () => {
+    expect(DEFAULT_RULES.map((r) => r.name)).toEqual([...RULE_NAMES]);
+  });
+
   it.each([
     ['pgbouncer_pool_utilization', withPool({ active: 20, idle: 4, used: 4 }), [{ labels: { database: 'app', user: 'app' }, value: 93.3 }]],
     ['pgbouncer_pool_utilization', withPool({ active: 0, idle: 5, used: 0 }), [{ labels: { database: 'app', user: 'app' }, value: 16.7 }]],
@@ -86,7 +91,7 @@ describe('alert engine: for-duration and hysteresis', () => {
       ],
     },
   ])('$title', ({ steps }) => {
-    const engine = new AlertEngine(only('pgbouncer_pool_utilization', 10_000), { defaultForMs: 10_000, resolveForMs: 10_000, hysteresis: 0.05 });
+    const engine = new AlertEngine(only('pgbouncer_pool_utilization', 10_000), { defaultForMs: 10_000, resolveForMs: 10_000, hysteresis: 0.05, context: { pools: POOLS } });
     for (const [t, total, severity, kinds] of steps as [number, number, string | null, string[]][]) {
       const transitions = engine.evaluate(withPool({ active: total, idle: 0, used: 0 }), t);
       expect(transitions.map((x) => x.kind), `t=${t}`).toEqual(kinds);
@@ -95,7 +100,7 @@ describe('alert engine: for-duration and hysteresis', () => {
   });
 
   it('an instance that vanishes (session ended) resolves after resolveFor; items carry value, threshold, since', () => {
-    const engine = new AlertEngine(only('postgres_idle_in_transaction', 0), { defaultForMs: 10_000, resolveForMs: 5000, hysteresis: 0.05 });
+    const engine = new AlertEngine(only('postgres_idle_in_transaction', 0), { defaultForMs: 10_000, resolveForMs: 5000, hysteresis: 0.05, context: { pools: POOLS } });
     expect(engine.evaluate(snapshot(), 1000).map((t) => t.kind)).toEqual(['firing']);
     expect(engine.firing()).toEqual([
       expect.objectContaining({ name: 'postgres_idle_in_transaction', severity: 'WARNING', value: 75.4, threshold: 60, since: new Date(1000).toISOString(), labels: expect.objectContaining({ pid: '4242' }) }),

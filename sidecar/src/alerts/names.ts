@@ -1,0 +1,25 @@
+// The alert rules' names and the shape of a config override: what config.ts validates
+// SIDECAR_ALERT_RULES against. A leaf module (no imports), so the config layer never imports the
+// rules themselves. rules.ts implements exactly these names (test/unit/rules.test.ts checks it).
+export const RULE_NAMES = [
+  'pgbouncer_pool_utilization',
+  'pgbouncer_client_utilization',
+  'pgbouncer_clients_waiting',
+  'postgres_connections',
+  'postgres_idle_in_transaction',
+  'postgres_long_transaction',
+  'backend_down',
+  'redis_memory',
+  'redis_rejected_connections',
+  'replica_lag',
+] as const;
+
+export type RuleName = (typeof RULE_NAMES)[number];
+
+/** SIDECAR_ALERT_RULES entry for one rule: null removes a level, enabled: false drops the rule. */
+export interface RuleOverride {
+  warning?: number | null | undefined;
+  critical?: number | null | undefined;
+  forMs?: number | undefined;
+  enabled?: boolean | undefined;
+}

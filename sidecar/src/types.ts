@@ -1,0 +1,65 @@
+// Types shared across layers: the validated configuration and the targets it describes. Only
+// types (and no imports but type ones from leaf modules), so any layer may import it: config.ts
+// produces these values, pg-connection.ts, clients.ts, pools.ts and monitor.ts consume them.
+import type { RuleName, RuleOverride } from './alerts/names.js';
+
+export interface PgTls {
+  mode: 'require' | 'verify-ca' | 'verify-full';
+  /** PEM text of the CA bundle (sslrootcert, else SIDECAR_PG_TLS_CA_FILE); only for verify-*. Never log it. */
+  ca: string | undefined;
+}
+
+export interface PgTarget {
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+  password: string | undefined;
+  /** From the URL's sslmode: undefined is plain TCP (sslmode=disable, the default). */
+  tls: PgTls | undefined;
+}
+
+export interface RedisTarget {
+  host: string;
+  port: number;
+  db: number;
+  username: string | undefined;
+  password: string | undefined;
+  tls: boolean;
+}
+
+export interface Config {
+  host: string;
+  port: number;
+  logLevel: string;
+  pollIntervalMs: number;
+  sourceTimeoutMs: number;
+  downPollIntervalMs: number;
+  reconnectMaxMs: number;
+  summaryIntervalMs: number;
+  shutdownGraceMs: number;
+  pgbouncer: PgTarget;
+  probe: PgTarget;
+  postgres: PgTarget;
+  redis: RedisTarget;
+  token: string | undefined;
+  alerts: {
+    forMs: number;
+    resolveForMs: number;
+    hysteresis: number;
+    overrides: Partial<Record<RuleName, RuleOverride>>;
+    webhook: { url: string; timeoutMs: number; retries: number } | undefined;
+  };
+}
+
+/**
+ * Which PgBouncer pools are whose (pools.ts): PgBouncer names a pool by its database entry and
+ * its user. From the config (poolScope in pools.ts): the database of SIDECAR_POSTGRES_URL is the
+ * application's (PgBouncer's entry for it has the same name in this bundle) and
+ * SIDECAR_PROBE_URL's database and user are the sidecar's probe. PgBouncer's auth_user is read
+ * from SHOW CONFIG at each poll instead.
+ */
+export interface PoolScope {
+  appDatabase: string;
+  probe: { database: string; user: string };
+}
