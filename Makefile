@@ -13,7 +13,7 @@ env_get       = $$(source scripts/lib.sh && env_get $(ENV_FILE) $(1))
 prod_get      = $$(source scripts/lib.sh && env_get $(PROD_ENV) $(1))
 
 .PHONY: help setup env build up down ps logs health urls passwords migrate psql psql-direct pgbouncer-admin \
-        prod-secrets prod-up prod-down prod-ps prod-logs rotate test test-unit test-e2e test-fault bench lint clean
+        prod-secrets prod-up prod-down prod-ps prod-logs rotate test test-unit test-e2e test-fault reliability bench lint clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -94,8 +94,12 @@ test-unit: ## The fast tier: unit and process tests (no Docker needed)
 test-e2e: setup ## End-to-end tests only (builds the images, drives the compose files)
 	@scripts/test.sh e2e
 
-test-fault: setup ## The slow tier: load, faults, bad input, security; writes docs/reliability.md
+test-fault: setup ## The slow tier: load, faults, bad input, security (rows in sidecar/.reliability/)
 	@scripts/test.sh fault
+
+reliability: setup ## Run the fault tier; only if every test passed, rewrite docs/reliability.md from that run
+	@status=0; scripts/test.sh fault --reporter=default --reporter=json --outputFile.json=.reliability/results.json || status=$$?; \
+	  node scripts/reliability-report.mjs --dir sidecar/.reliability --out docs/reliability.md; exit $$status
 
 bench: setup env ## Benchmarks against the dev stack; writes docs/benchmarks.md (BENCH_SECONDS=20)
 	@scripts/bench.sh

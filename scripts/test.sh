@@ -5,7 +5,8 @@
 # tests (no Docker; the fast tier). e2e: builds every image from the project's Dockerfiles, then
 # drives the real compose files (dev and prod) and the sidecar image under their own project
 # names (poolguard-test-*) and host ports, and removes them after. fault (slow): load, fault
-# injection, bad input and security against real stacks; writes docs/reliability.md.
+# injection, bad input and security against real stacks; its rows go to sidecar/.reliability/
+# (ignored): `make reliability` writes docs/reliability.md from a run whose every test passed.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tier="${1:-all}"; shift || true

@@ -2,7 +2,8 @@
 // every acknowledged commit (the ledger). Runs in a container on the stack's compose network
 // (the migrate image: node + pg), mounted at /app/loadgen.mjs. Bounded: stops at DURATION_MS
 // or on SIGTERM/SIGINT, finishing the transactions in flight, then writes:
-//   $OUT/acked-$WRITER.txt   one acknowledged id per line
+//   $OUT/acked-$WRITER.txt   one acknowledged commit per line: "id startMs endMs" (epoch ms of
+//                            BEGIN and of the COMMIT's acknowledgement)
 //   stdout                   a JSON summary (acked, errors by message, longest attempt, timeline)
 // Environment: PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE CLIENTS DURATION_MS WRITER OUT ID_BASE
 //              THINK_MS (pause between transactions, default 20), CONNECT_TIMEOUT_MS (5000)
@@ -83,7 +84,7 @@ async function worker(index) {
       await client.query('BEGIN');
       await client.query('INSERT INTO ledger (id, writer, amount) VALUES ($1, $2, $3)', [id, writer, index]);
       await client.query('COMMIT');
-      acked.push(id); // the commit was acknowledged: this id must survive anything
+      acked.push(`${id} ${started} ${Date.now()}`); // acknowledged: this id must survive anything
       bump('acked');
       onThisConnection += 1;
     } catch (err) {
