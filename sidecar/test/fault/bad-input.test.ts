@@ -157,7 +157,9 @@ describe('hostile HTTP', () => {
     return new Promise((resolve) => {
       // The status counts as soon as it arrives: a server that refuses a body may close the
       // connection before the client has sent it all (the later reset is then ignored).
-      const req = request({ host: '127.0.0.1', port, method: opts.method, path: opts.path, headers: opts.headers, timeout: 5000 }, (res) => {
+      // agent: false: a connection of its own each time (Node's default agent keeps sockets
+      // alive, and one the server closed after a refusal would fail the next request).
+      const req = request({ host: '127.0.0.1', port, method: opts.method, path: opts.path, headers: opts.headers, timeout: 5000, agent: false }, (res) => {
         resolve(res.statusCode ?? 0);
         res.resume();
         res.on('error', () => undefined);
