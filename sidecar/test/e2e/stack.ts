@@ -111,7 +111,15 @@ export class Stack {
   }
 
   async up(): Promise<string> {
-    const r = await this.compose(['up', '-d', '--wait'], 300_000);
+    let r = await this.compose(['up', '-d', '--wait'], 300_000);
+    if (r.code !== 0 && /address already in use/.test(r.stderr)) {
+      // Docker 20.10's userland proxy of a container just removed can hold its host port for a
+      // moment: say who holds it, wait, try once more.
+      const who = await run('ss', ['-ltnp']);
+      console.warn(`${this.project}: a host port was still taken; retrying in 5 s.\n${r.stderr.split('\n').filter((l) => /address already in use/.test(l)).join('\n')}\n${who.stdout}`);
+      await sleep(5000);
+      r = await this.compose(['up', '-d', '--wait'], 300_000);
+    }
     if (r.code === 0) return r.stdout;
     const logs = await this.compose(['logs', '--no-color', '--tail', '20']);
     throw new Error(`compose up -d --wait failed (${r.code}):\n${r.stderr}\n--- last log lines ---\n${logs.stdout}`);
