@@ -35,10 +35,10 @@ hints() {
   if [ -n "$role" ]; then
     cat >&2 <<EOF
 up: Postgres refused the password of role "$role". Roles and their passwords are created ONCE,
-    on the first start of an empty data volume; a password changed in $(basename "$env_file") afterwards
+    on the first start of an empty data volume; a password changed in $([ "$kind" = dev ] && basename "$env_file" || echo 'a secret file') afterwards
     does not change the role. Either:
-      - put the previous password back in $(basename "$env_file"), or
-      - $([ "$kind" = dev ] && echo "make passwords   (sets every role's password in Postgres to the one in .env), then make up again" || echo "change it in Postgres too: ALTER ROLE \"$role\" PASSWORD '...' as the superuser, then make prod-up"), or
+      - put the previous password back in $([ "$kind" = dev ] && basename "$env_file" || echo 'the secret file'), or
+      - $([ "$kind" = dev ] && echo "make passwords   (sets every role's password in Postgres to the one in .env), then make up again" || echo "set the file's value in Postgres too (ALTER ROLE \"$role\" PASSWORD '...' as the superuser), then make prod-up; make rotate SECRET=... changes both in a safe order"), or
       - $([ "$kind" = dev ] && echo "make clean       (deletes this checkout's dev data, then make up starts from scratch)" || echo "(prod keeps its data: there is no clean for prod)")
 EOF
   fi
