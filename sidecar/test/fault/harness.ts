@@ -161,8 +161,9 @@ export async function recordSettings(stack: Stack): Promise<void> {
   };
   const config = Object.fromEntries((await admin('SHOW CONFIG')).map(([k, v]) => [k!, v ?? '']));
   const pgbouncerVersion = (await admin('SHOW VERSION'))[0]![0]!;
-  const pgv = await run('docker', ['exec', ids.postgres!, 'psql', '-X', '-h', '/var/run/postgresql', '-U', 'postgres', '-d', 'postgres', '-Atc', "SELECT current_setting('server_version') || ' ' || current_setting('max_connections') || ' ' || current_setting('superuser_reserved_connections')"]);
-  const [postgresVersion, maxConnections, superuserReserved] = pgv.stdout.trim().split(' ');
+  const pgv = await run('docker', ['exec', ids.postgres!, 'psql', '-X', '-h', '/var/run/postgresql', '-U', 'postgres', '-d', 'postgres', '-Atc', "SELECT current_setting('server_version') || '|' || current_setting('max_connections') || '|' || current_setting('superuser_reserved_connections')"]);
+  const [postgresVersion, maxConnections, superuserReserved] = pgv.stdout.trim().split('|');
+  if (!/^\d+$/.test(maxConnections ?? '') || !/^\d+$/.test(superuserReserved ?? '')) throw new Error(`settings of ${stack.project}: unreadable Postgres settings "${pgv.stdout.trim()}" ${pgv.stderr}`);
   const redisv = await run('docker', ['exec', ids.redis!, 'redis-server', '--version']);
   const sidecarEnv = Object.fromEntries((await stack.inspect(ids.sidecar!)).Config.Env.filter((e) => e.startsWith('SIDECAR_') && !/PASSWORD|TOKEN/.test(e)).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
   const settings = {
