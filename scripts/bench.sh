@@ -20,7 +20,7 @@
 # turns them into the report, deciding each target three ways over the repetitions (PASS when
 # the worst meets it, MISS when the best does not, else within noise) and failing the run when a
 # figure is missing. A sampler that reads nothing stops the run. Loopback and the compose network
-# only; every run is bounded by BENCH_SECONDS. Full run: about 50 minutes (printed at the end).
+# only; every run is bounded by BENCH_SECONDS. Full run: about an hour (its length is printed).
 # Parts: 1. pooling overhead (select-only and TPC-B-like, 10/25/50/90 clients), 2. connection
 # churn (-C, 50 clients: TPS and server CPU per new connection from cgroup accounting), 3.
 # over-subscription, 4. server connections used during pooled runs (from the sidecar's
