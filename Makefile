@@ -101,7 +101,7 @@ reliability: setup ## Run the fault tier; only if every test passed, rewrite doc
 	@status=0; scripts/test.sh fault --reporter=default --reporter=json --outputFile.json=.reliability/results.json || status=$$?; \
 	  node scripts/reliability-report.mjs --dir sidecar/.reliability --out docs/reliability.md; exit $$status
 
-bench: setup env ## Benchmarks (about an hour): 5 interleaved pairs per configuration; docs/benchmarks.md. BENCH_QUICK=1: the smoke
+bench: setup env ## Benchmarks (about 70 min): 5 interleaved pairs per configuration; docs/benchmarks.md. BENCH_QUICK=1: the smoke
 	@scripts/bench.sh
 
 lint: ## Type-check the sidecar, syntax-check the scripts, validate both compose files

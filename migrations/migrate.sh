@@ -25,11 +25,9 @@ hostport="${DATABASE_URL_DIRECT#*://}"; hostport="${hostport#*@}"; hostport="${h
 if [[ "$hostport" == pgbouncer* || "$hostport" == *:6432 ]]; then
   die "DATABASE_URL_DIRECT points at PgBouncer ($hostport); migrations need the direct Postgres URL"
 fi
-if [ -n "${APP_PASSWORD:-}" ] && [ -n "${APP_PASSWORD_FILE:-}" ]; then die "both APP_PASSWORD and APP_PASSWORD_FILE are set; set only one"; fi
-if [ -n "${APP_PASSWORD_FILE:-}" ]; then
-  [ -r "$APP_PASSWORD_FILE" ] || die "APP_PASSWORD_FILE points to '$APP_PASSWORD_FILE', which is not readable"
-  APP_PASSWORD="$(<"$APP_PASSWORD_FILE")"
-fi
+# shellcheck source=scripts/secret-env.sh
+source /usr/local/lib/poolguard/secret-env.sh
+secret_export APP_PASSWORD || die "$SECRET_PROBLEM"
 # node-postgres falls back to PGPASSWORD when the URL has none: no encoding pitfalls.
 [ -z "${APP_PASSWORD:-}" ] || export PGPASSWORD="$APP_PASSWORD"
 unset APP_PASSWORD APP_PASSWORD_FILE

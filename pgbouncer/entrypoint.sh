@@ -30,19 +30,10 @@ log() { printf '%s [entrypoint] %s\n' "$(date -u +'%Y-%m-%d %H:%M:%S.000 UTC')" 
 errors=()
 err() { errors+=("$*"); }
 
-# file_env VAR: VAR or the contents of VAR_FILE (not both, not empty) into VAR.
-file_env() {
-  local var="$1" fvar="${1}_FILE" val=""
-  if [ -n "${!var:-}" ] && [ -n "${!fvar:-}" ]; then err "both $var and $fvar are set; set only one"; return; fi
-  if [ -n "${!var:-}" ]; then val="${!var}"
-  elif [ -n "${!fvar:-}" ]; then
-    if [ -r "${!fvar}" ]; then val="$(<"${!fvar}")"; else err "$fvar points to '${!fvar}', which is not a readable file"; return; fi
-  fi
-  [ -n "$val" ] || { err "$var (or $fvar) is required"; return; }
-  case "$val" in *$'\n'*) err "$var must be a single line"; return ;; esac
-  export "$var=$val"
-  unset "$fvar"
-}
+# shellcheck source=scripts/secret-env.sh
+source /usr/local/lib/poolguard/secret-env.sh
+# file_env VAR: VAR or VAR_FILE into VAR (required), by the rules every poolguard image shares.
+file_env() { secret_require "$1" || err "$SECRET_PROBLEM"; }
 
 check_name() { # check_name VAR: a plain identifier (no quoting games in the ini)
   [[ "${!1}" =~ ^[A-Za-z_][A-Za-z0-9_]{0,62}$ ]] || err "$1 must be a plain identifier (letters, digits, _), got '${!1}'"

@@ -16,23 +16,10 @@ set -euo pipefail
 log() { printf '%s [entrypoint] %s\n' "$(date -u +'%Y-%m-%d %H:%M:%S UTC')" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-# file_env VAR [DEFAULT]: VAR or VAR_FILE (not both) into VAR.
-file_env() {
-  local var="$1" def="${2:-}" fvar="${1}_FILE"
-  local val="$def"
-  if [ -n "${!var:-}" ] && [ -n "${!fvar:-}" ]; then
-    die "both $var and $fvar are set; set only one of them"
-  fi
-  if [ -n "${!var:-}" ]; then
-    val="${!var}"
-  elif [ -n "${!fvar:-}" ]; then
-    [ -r "${!fvar}" ] || die "$fvar points to '${!fvar}', which is not a readable file"
-    val="$(<"${!fvar}")"
-    [ -n "$val" ] || die "$fvar points to an empty file"
-  fi
-  export "$var"="$val"
-  unset "$fvar"
-}
+# shellcheck source=scripts/secret-env.sh
+source /usr/local/lib/poolguard/secret-env.sh
+# file_env VAR [DEFAULT]: VAR or VAR_FILE into VAR, by the rules every poolguard image shares.
+file_env() { secret_export "$@" || die "$SECRET_PROBLEM"; }
 
 PGCONF=/etc/poolguard/postgresql.conf
 

@@ -11,6 +11,8 @@
 # Every bad value is reported, then it exits 1 before starting. The password is never printed.
 set -euo pipefail
 
+# shellcheck source=scripts/secret-env.sh
+source /usr/local/lib/poolguard/secret-env.sh
 RUNTIME=/var/run/redis/runtime.conf
 log() { printf '%s [entrypoint] %s\n' "$(date -u +'%d %b %Y %H:%M:%S.000')" "$*" >&2; }
 errors=()
@@ -18,13 +20,7 @@ err() { errors+=("$*"); }
 
 render() {
   local pw=""
-  if [ -n "${REDIS_PASSWORD:-}" ] && [ -n "${REDIS_PASSWORD_FILE:-}" ]; then err "both REDIS_PASSWORD and REDIS_PASSWORD_FILE are set; set only one"
-  elif [ -n "${REDIS_PASSWORD:-}" ]; then pw="$REDIS_PASSWORD"
-  elif [ -n "${REDIS_PASSWORD_FILE:-}" ]; then
-    if [ -r "$REDIS_PASSWORD_FILE" ]; then pw="$(<"$REDIS_PASSWORD_FILE")"; else err "REDIS_PASSWORD_FILE points to '$REDIS_PASSWORD_FILE', which is not a readable file"; fi
-  fi
-  [ -n "$pw" ] || [ "${#errors[@]}" -gt 0 ] || err "REDIS_PASSWORD (or REDIS_PASSWORD_FILE) is required"
-  case "$pw" in *$'\n'*) err "REDIS_PASSWORD must be a single line" ;; esac
+  if secret_require REDIS_PASSWORD; then pw="$REDIS_PASSWORD"; else err "$SECRET_PROBLEM"; fi
 
   local maxmem="${REDIS_MAXMEMORY:-256mb}" policy="${REDIS_MAXMEMORY_POLICY:-noeviction}"
   local aof="${REDIS_APPENDONLY:-yes}" maxclients="${REDIS_MAXCLIENTS:-1000}"

@@ -20,7 +20,7 @@
 # turns them into the report, deciding each target three ways over the repetitions (PASS when
 # the worst meets it, MISS when the best does not, else within noise) and failing the run when a
 # figure is missing. A sampler that reads nothing stops the run. Loopback and the compose network
-# only; every run is bounded by BENCH_SECONDS. Full run: about an hour (its length is printed).
+# only; every run is bounded by BENCH_SECONDS. Full run: about 70 minutes on 2 cores (its length is printed).
 # Parts: 1. pooling overhead (select-only and TPC-B-like, 10/25/50/90 clients), 2. connection
 # churn (-C, 50 clients: TPS and server CPU per new connection from cgroup accounting), 3.
 # over-subscription, 4. server connections used during pooled runs (from the sidecar's
@@ -36,6 +36,9 @@ root="$ROOT"
 cd "$root"
 need docker curl awk node
 docker info >/dev/null 2>&1 || die "no Docker engine answers; run 'make setup' (scripts/ensure-docker.sh)"
+# Every tool a later part needs is checked now, not after an hour of measuring.
+sidecar_deps
+(cd sidecar && npx --no-install autocannon --version >/dev/null 2>&1) || die "autocannon (a devDependency of sidecar/) does not run: npm ci in sidecar/"
 
 QUICK="${BENCH_QUICK:-0}"
 [[ "$QUICK" =~ ^[01]$ ]] || die "BENCH_QUICK must be 0 or 1"

@@ -23,10 +23,49 @@ need() {
   [ "${#missing[@]}" -eq 0 ] || die "needs ${missing[*]} (not found on PATH)"
 }
 
-# env_get FILE NAME: the value of the last NAME=... line of FILE ("" when absent).
+# sidecar_deps: the sidecar's npm packages installed (npm ci when missing or older than the
+# lock file): the test runner and the benchmarks' tools (autocannon) come from there.
+sidecar_deps() {
+  need npm
+  if [ ! -d "$ROOT/sidecar/node_modules" ] || [ "$ROOT/sidecar/package-lock.json" -nt "$ROOT/sidecar/node_modules/.package-lock.json" ]; then
+    log "npm ci (sidecar)"
+    (cd "$ROOT/sidecar" && npm ci --no-audit --no-fund >&2)
+  fi
+}
+
+# env_get FILE NAME: the value of NAME in FILE as compose reads it ("" when absent): the last
+# NAME=... line wins, a CR before the line end is dropped, "double" or 'single' quotes around the
+# value are removed (\" and \\ unescaped inside double quotes), and an unquoted value ends
+# before " #" (a comment). An e2e test compares it with compose's own rendering.
 env_get() {
   [ -f "$1" ] || return 0
-  awk -v k="$2" 'index($0, k "=") == 1 { v = substr($0, length(k) + 2) } END { printf "%s", v }' "$1"
+  awk -v k="$2" '
+    { sub(/\r$/, "") }
+    index($0, k "=") == 1 { v = substr($0, length(k) + 2) }
+    END {
+      q = substr(v, 1, 1)
+      if ((q == "\"" || q == "\047") && (e = index(substr(v, 2), q)) > 0) {
+        if (q == "\"") {
+          # the closing quote is the first one not escaped
+          out = ""; i = 2
+          while (i <= length(v)) {
+            c = substr(v, i, 1)
+            if (c == "\\" && i < length(v)) { out = out substr(v, i + 1, 1); i += 2; continue }
+            if (c == "\"") break
+            out = out c; i++
+          }
+          v = out
+        } else v = substr(v, 2, e - 1)
+      } else sub(/[ \t]+#.*$/, "", v)
+      printf "%s", v
+    }' "$1"
+}
+
+# env_duplicates FILE: "NAME line line..." for every name set on more than one line.
+env_duplicates() {
+  [ -f "$1" ] || return 0
+  awk '/^[A-Za-z_][A-Za-z0-9_]*=/ { n = substr($0, 1, index($0, "=") - 1); lines[n] = lines[n] " " NR; count[n]++ }
+       END { for (n in count) if (count[n] > 1) print n lines[n] }' "$1" | sort
 }
 
 # env_names FILE: every NAME of a NAME=value line, once.

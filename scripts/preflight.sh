@@ -4,6 +4,7 @@
 # Checks a stack before anything starts, and says what to change:
 #   - the compose file renders with these settings (compose's own message when not: a missing
 #     password, the prod file given the dev .env, ...);
+#   - no name is set twice in the env file (compose would use the last silently);
 #   - every NAME= in the env file is one the compose files (with any extra -f) read: a typo such as
 #     PGBOUNCER_POOL_MOOD, a managed PgBouncer setting, a renamed variable, or a prod-only one in
 #     the dev .env is an error naming it (compose would silently ignore it);
@@ -36,6 +37,18 @@ done
 [ -n "$env_file" ] || env_file="$ROOT/.env"
 problems=()
 problem() { problems+=("$*"); }
+
+# 0. The env file's form. compose reads CRLF lines, quotes and " #" comments (and so do these
+# scripts: lib.sh env_get), but a name set twice silently takes the last value.
+if [ -f "$env_file" ]; then
+  while read -r name lines; do
+    [ -n "$name" ] || continue
+    problem "$env_file: $name is set on lines ${lines// /, } and compose uses only the last; keep one"
+  done < <(env_duplicates "$env_file")
+  if grep -q $'\r$' "$env_file"; then
+    warn "$env_file has Windows (CRLF) line endings; compose and poolguard read it correctly, other tools may keep the CR in values (sed -i 's/\\r\$//' '$env_file' converts it)"
+  fi
+fi
 
 # 1. The file renders.
 if ! rendered="$("$ROOT/scripts/compose.sh" -f "$file" "$@" config 2>&1)"; then
@@ -94,11 +107,35 @@ fi
 
 # 4. (prod) Secret files.
 if [ "$kind" = prod ]; then
-  missing_secrets=()
+  # The rules every image reads its secrets by (scripts/secret-env.sh): checked here, before
+  # anything starts, so a bad file never leaves the stack half up. Certificates and keys (PEM)
+  # are many lines: they only have to be non-empty files.
+  # shellcheck source=scripts/secret-env.sh
+  source "$ROOT/scripts/secret-env.sh"
+  missing_secrets=0
   while IFS= read -r f; do
-    [ -r "$f" ] || missing_secrets+=("$f")
+    case "$f" in
+      *.crt|*.key|*.pem)
+        pem=""
+        if [ -d "$f" ]; then pem="is a directory, not a file"
+        elif [ ! -e "$f" ]; then pem="does not exist"
+        elif [ ! -s "$f" ]; then pem="is empty"
+        fi
+        if [ -n "$pem" ]; then problem "secret file $f $pem"; missing_secrets=1; continue; fi ;;
+      *)
+        if ! POOLGUARD_SECRET_FILE="$f" secret_get POOLGUARD_SECRET; then
+          problem "secret file $f ${SECRET_PROBLEM#"POOLGUARD_SECRET_FILE: $f "}"; missing_secrets=1; continue
+        fi ;;
+    esac
+    # The services run as uids 10001-10004 in group 10001 (poolguard): they read the file
+    # through the group or "other" read bit, never as its owner.
+    read -r gid mode < <(stat -c '%g %a' "$f")
+    if ! { [ $(( 8#$mode & 4 )) -ne 0 ] || { [ "$gid" = 10001 ] && [ $(( 8#$mode & 040 )) -ne 0 ]; }; }; then
+      problem "secret file $f (mode $mode, group $gid) is not readable by the services (uids 10001-10004, group 10001): chgrp 10001 '$f' && chmod 0440 '$f' (what gen-secrets.sh does)"
+      missing_secrets=1
+    fi
   done < <(awk '/^secrets:/{s=1;next} /^[a-z]/{s=0} s && $1=="file:"{print $2}' <<<"$rendered")
-  [ "${#missing_secrets[@]}" -eq 0 ] || problem "secret files missing or unreadable: ${missing_secrets[*]}: run scripts/gen-secrets.sh (make prod-secrets), or point POOLGUARD_SECRETS_DIR at yours"
+  [ "$missing_secrets" -eq 0 ] || warn "secret files come from scripts/gen-secrets.sh (make prod-secrets), or yours under POOLGUARD_SECRETS_DIR"
 fi
 
 # 5. Published host ports: free, or this project's own.

@@ -11,15 +11,14 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tier="${1:-all}"; shift || true
 case "$tier" in all|unit|e2e|fault) ;; *) echo "usage: $0 all|unit|e2e|fault [vitest args...]" >&2; exit 2 ;; esac
-command -v node >/dev/null || { echo "test: node (>= 20) is required" >&2; exit 1; }
-command -v npm >/dev/null || { echo "test: npm is required" >&2; exit 1; }
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
+need node npm
+trap - ERR # a failing test tier is reported by vitest, not as an unexpected failure
 
 start=$(date +%s)
+sidecar_deps
 cd "$root/sidecar"
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "test: npm ci (sidecar)" >&2
-  npm ci --no-audit --no-fund >&2
-fi
 
 # Tests build and run images of their own tag, never dev's (0.1.0-dev) or prod's (0.1.0): a test
 # run leaves a user's running stacks and their images as they were.

@@ -12,15 +12,10 @@
 set -euo pipefail
 
 fail() { printf '[initdb] ERROR: %s\n' "$*" >&2; exit 1; }
-secret() { # secret VAR: print VAR or the contents of VAR_FILE (not both)
-  local var="$1" fvar="${1}_FILE"
-  if [ -n "${!var:-}" ] && [ -n "${!fvar:-}" ]; then fail "both $var and $fvar are set"; fi
-  if [ -n "${!var:-}" ]; then printf '%s' "${!var}"; return; fi
-  if [ -n "${!fvar:-}" ]; then
-    [ -r "${!fvar}" ] || fail "$fvar points to '${!fvar}', which is not readable"
-    printf '%s' "$(<"${!fvar}")"; return
-  fi
-  fail "$var (or ${var}_FILE) is required to create the roles"
+# shellcheck source=scripts/secret-env.sh
+source /usr/local/lib/poolguard/secret-env.sh
+secret() { # secret VAR: VAR or VAR_FILE (scripts/secret-env.sh), required
+  secret_require "$1" || fail "$SECRET_PROBLEM (needed to create the roles)"
 }
 
 APP_DB="${APP_DB:-app}"
@@ -28,9 +23,9 @@ APP_USER="${APP_USER:-app}"
 MONITOR_USER="${MONITOR_USER:-poolguard_monitor}"
 PGBOUNCER_AUTH_USER="${PGBOUNCER_AUTH_USER:-pgbouncer_auth}"
 # Exported for psql's \getenv: passwords never appear on a command line.
-POOLGUARD_APP_PW="$(secret APP_PASSWORD)"
-POOLGUARD_MON_PW="$(secret MONITOR_PASSWORD)"
-POOLGUARD_AUTH_PW="$(secret PGBOUNCER_AUTH_PASSWORD)"
+secret APP_PASSWORD; secret MONITOR_PASSWORD; secret PGBOUNCER_AUTH_PASSWORD
+POOLGUARD_APP_PW="$APP_PASSWORD" POOLGUARD_MON_PW="$MONITOR_PASSWORD" POOLGUARD_AUTH_PW="$PGBOUNCER_AUTH_PASSWORD"
+unset APP_PASSWORD MONITOR_PASSWORD PGBOUNCER_AUTH_PASSWORD
 export POOLGUARD_APP_PW POOLGUARD_MON_PW POOLGUARD_AUTH_PW
 
 q() { psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet -h /var/run/postgresql -U "$POSTGRES_USER" "$@"; }

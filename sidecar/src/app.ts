@@ -1,6 +1,7 @@
 // buildApp(deps) wires routes to a snapshot reader. It never listens and never touches the
 // process: main.ts does that. Tests call it with fakes and use app.inject.
 import { timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
 import bearerAuth from '@fastify/bearer-auth';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -26,7 +27,53 @@ export interface AppDeps {
    */
   token?: string | undefined;
   now?: () => Date;
+  /** Connection caps and timeouts (HTTP_LIMITS unless a test narrows them). */
+  limits?: HttpLimits;
 }
+
+/**
+ * What keeps slow or many HTTP clients from starving the sidecar (it shares 128 MB and half a core
+ * with nothing else to shed): every figure bounds one way a client can hold a socket.
+ */
+export interface HttpLimits {
+  /** Open sockets in all (Node's server.maxConnections): beyond it a new socket is closed at once. */
+  maxConnections: number;
+  /** Open sockets from one remote address: a flood or slowloris from one host cannot take them all. */
+  maxConnectionsPerAddress: number;
+  /**
+   * New sockets a second from one remote address (a token bucket of this rate and twice its size):
+   * beyond it a socket is closed as soon as it is accepted, before any parsing, so a flood costs
+   * little and the accept queue stays short for everyone else.
+   */
+  newConnectionsPerSecondPerAddress: number;
+  /** Node's headersTimeout: the whole request head must arrive within it (slowloris). */
+  headersTimeoutMs: number;
+  /** Node's requestTimeout: the whole request, head and body. */
+  requestTimeoutMs: number;
+  /** fastify's connectionTimeout (socket.setTimeout): a socket with no traffic for this long is closed. */
+  idleTimeoutMs: number;
+  /** fastify's keepAliveTimeout: an idle keep-alive socket between requests. */
+  keepAliveTimeoutMs: number;
+  /** fastify's maxRequestsPerSocket: then the socket is closed (Connection: close). */
+  maxRequestsPerSocket: number;
+  /** How often Node checks headersTimeout and requestTimeout (its default is 30 s). */
+  checkIntervalMs: number;
+}
+
+/** listen()'s backlog (the kernel caps it at net.core.somaxconn, 4096 in a container here); Node's default is 511. */
+export const LISTEN_BACKLOG = 4096;
+
+export const HTTP_LIMITS: HttpLimits = {
+  maxConnections: 512,
+  maxConnectionsPerAddress: 64,
+  newConnectionsPerSecondPerAddress: 50,
+  headersTimeoutMs: 5_000,
+  requestTimeoutMs: 10_000,
+  idleTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
+  maxRequestsPerSocket: 1_000,
+  checkIntervalMs: 1_000,
+};
 
 /** The auth scheme, compared case-insensitively (RFC 7235 section 2.1, RFC 6750 section 2.1). */
 const SCHEME = 'bearer ';
@@ -46,16 +93,60 @@ function hasToken(authorization: string | undefined, key: Buffer): boolean {
   return timingSafeEqual(sent, key);
 }
 
+/**
+ * Closes sockets over the per-address caps as they arrive (the total cap is Node's own): more
+ * than maxConnectionsPerAddress open, or more new ones than the address's token bucket allows.
+ */
+function capConnections(app: FastifyInstance, limits: HttpLimits, logger: Logger): void {
+  app.server.maxConnections = limits.maxConnections;
+  const rate = limits.newConnectionsPerSecondPerAddress;
+  const burst = rate * 2;
+  const peers = new Map<string, { open: number; tokens: number; at: number }>();
+  let refused = 0;
+  let lastWarnAt = 0;
+  app.server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? 'unknown';
+    const now = Date.now();
+    if (peers.size > 4096) for (const [a, p] of peers) if (p.open === 0) peers.delete(a);
+    const peer = peers.get(address) ?? { open: 0, tokens: burst, at: now };
+    peer.tokens = Math.min(burst, peer.tokens + ((now - peer.at) * rate) / 1000);
+    peer.at = now;
+    peers.set(address, peer);
+    if (peer.open >= limits.maxConnectionsPerAddress || peer.tokens < 1) {
+      socket.destroy();
+      refused += 1;
+      // At most one line a minute, however hard the flood.
+      if (now - lastWarnAt > 60_000) {
+        logger.warn({ address, maxConnectionsPerAddress: limits.maxConnectionsPerAddress, newConnectionsPerSecondPerAddress: rate, refusedSinceLastWarning: refused }, 'too many connections from one address: closing new ones');
+        lastWarnAt = now;
+        refused = 0;
+      }
+      return;
+    }
+    peer.tokens -= 1;
+    peer.open += 1;
+    socket.once('close', () => {
+      peer.open -= 1;
+    });
+  });
+}
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const now = deps.now ?? (() => new Date());
+  const limits = deps.limits ?? HTTP_LIMITS;
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024,
     routerOptions: { maxParamLength: 100 },
     return503OnClosing: true,
-    requestTimeout: 10_000,
+    requestTimeout: limits.requestTimeoutMs,
+    connectionTimeout: limits.idleTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    maxRequestsPerSocket: limits.maxRequestsPerSocket,
+    http: { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: limits.checkIntervalMs },
   });
+  capConnections(app, limits, deps.logger);
 
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).send({ error: 'Not Found', message: `no route for ${req.method} ${req.url.split('?')[0]}` });

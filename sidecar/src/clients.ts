@@ -5,6 +5,7 @@ import { describeError } from './log.js';
 import { PgConnection, backoffMs } from './pg-connection.js';
 import type { SourceSpecs } from './poller.js';
 import type { StackSamples } from './snapshot.js';
+import { collectDisk } from './sources/disk.js';
 import { collectPgBouncer } from './sources/pgbouncer.js';
 import { collectPostgres } from './sources/postgres.js';
 import { collectProbe } from './sources/probe.js';
@@ -90,7 +91,12 @@ function waitReady(redis: Redis, ms: number): Promise<void> {
 }
 
 /** knownDatabases: the databases PgBouncer listed in the last poll (undefined when unknown). */
-export function createSources(clients: StackClients, sourceTimeoutMs: number, knownDatabases: () => string[] | undefined = () => undefined): SourceSpecs<StackSamples> {
+export function createSources(
+  clients: StackClients,
+  sourceTimeoutMs: number,
+  knownDatabases: () => string[] | undefined = () => undefined,
+  pgdataPath?: string,
+): SourceSpecs<StackSamples> {
   const readyWaitMs = Math.floor(sourceTimeoutMs * 0.8);
   return {
     pgbouncer: { run: () => collectPgBouncer(clients.pgbouncer), onTimeout: () => clients.pgbouncer.drop(new Error('timeout')) },
@@ -122,9 +128,15 @@ export function createSources(clients: StackClients, sourceTimeoutMs: number, kn
         } catch (err) {
           // "Stream isn't writeable" hides the real cause (wrong password, refused): show it.
           const cause = clients.redisLastError();
-          throw cause && clients.redis.status !== 'ready' ? new Error(cause) : err;
+          if (cause && clients.redis.status !== 'ready') throw new Error(cause);
+          // ioredis says only "Command timed out": name the peer, as for Postgres.
+          if (describeError(err) === 'Command timed out') {
+            throw new Error(`no answer from ${clients.redis.options.host}:${clients.redis.options.port} within ${sourceTimeoutMs} ms: paused, overloaded, or cut off by the network`);
+          }
+          throw err;
         }
       },
     },
+    disk: { run: () => collectDisk(pgdataPath) },
   };
 }

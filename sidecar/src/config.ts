@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { RULE_NAMES } from './alerts/names.js';
+import { readSecret } from './secrets.js';
 import type { Config, PgTarget, PgTls, RedisTarget } from './types.js';
 
 export class ConfigError extends Error {
@@ -104,6 +105,12 @@ const schema = z.object({
   SIDECAR_REDIS_URL: urlWith(['redis:', 'rediss:']).default('redis://redis:6379/0'),
   SIDECAR_REDIS_PASSWORD: z.string().optional(),
   SIDECAR_TOKEN: z.string().min(16, 'must be at least 16 characters').max(512).optional(),
+  // Per remote address (every client behind one proxy, or on the host through docker's port
+  // forwarding, shares one): open sockets, and new sockets a second.
+  SIDECAR_HTTP_MAX_CONNECTIONS_PER_ADDRESS: wholeNumber(1, 10_000).default(64),
+  SIDECAR_HTTP_NEW_CONNECTIONS_PER_SECOND: wholeNumber(1, 100_000).default(50),
+  // A read-only mount of Postgres's data volume: its free space is watched (statfs).
+  SIDECAR_PGDATA_PATH: z.string().regex(/^\//, 'must be an absolute path (a read-only mount of the pgdata volume)').optional(),
   SIDECAR_ALERT_FOR_MS: wholeNumber(0, 86_400_000).default(15_000),
   SIDECAR_ALERT_RESOLVE_FOR_MS: wholeNumber(0, 86_400_000).default(15_000),
   SIDECAR_ALERT_HYSTERESIS: fraction.default(0.05),
@@ -211,28 +218,14 @@ function redisTarget(raw: string, password: string | undefined): RedisTarget {
   };
 }
 
-/** Reads VAR_FILE secrets into VAR; problems are collected, not thrown. */
+/** Reads VAR_FILE secrets into VAR (secrets.ts: the rules every image shares); problems are collected, not thrown. */
 function resolveSecretFiles(env: NodeJS.ProcessEnv, problems: string[]): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = {};
   for (const name of SECRET_VARS) {
-    const direct = env[name];
-    const file = env[`${name}_FILE`];
-    if (direct !== undefined && direct !== '' && file !== undefined && file !== '') {
-      problems.push(`${name}: both ${name} and ${name}_FILE are set; set only one`);
-      continue;
-    }
-    if (file !== undefined && file !== '') {
-      try {
-        const value = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-        if (value === '') problems.push(`${name}_FILE: ${file} is empty`);
-        else out[name] = value;
-      } catch (err) {
-        problems.push(`${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-      }
-    } else if (direct !== undefined && direct !== '') {
-      // Optional secrets: empty means "not set" (compose passes unset variables as "").
-      out[name] = direct;
-    }
+    const r = readSecret(name, env);
+    // Optional secrets: unset (or "", as compose passes unset variables) means "not set".
+    if ('problem' in r) problems.push(r.problem);
+    else if ('value' in r) out[name] = r.value;
   }
   return out;
 }
@@ -285,6 +278,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     postgres: pgTarget(c.SIDECAR_POSTGRES_URL, c.SIDECAR_POSTGRES_PASSWORD, 5432, tls.SIDECAR_POSTGRES_URL),
     redis: redisTarget(c.SIDECAR_REDIS_URL, c.SIDECAR_REDIS_PASSWORD),
     token: c.SIDECAR_TOKEN,
+    pgdataPath: c.SIDECAR_PGDATA_PATH,
+    http: { maxConnectionsPerAddress: c.SIDECAR_HTTP_MAX_CONNECTIONS_PER_ADDRESS, newConnectionsPerSecondPerAddress: c.SIDECAR_HTTP_NEW_CONNECTIONS_PER_SECOND },
     alerts: {
       forMs: c.SIDECAR_ALERT_FOR_MS,
       resolveForMs: c.SIDECAR_ALERT_RESOLVE_FOR_MS,

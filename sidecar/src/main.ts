@@ -1,6 +1,6 @@
 // The only module that touches the process: reads env, handles signals, listens.
 import closeWithGrace from 'close-with-grace';
-import { buildApp } from './app.js';
+import { HTTP_LIMITS, LISTEN_BACKLOG, buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './log.js';
 import { cachedRender } from './metrics.js';
@@ -33,6 +33,7 @@ async function main(): Promise<void> {
     pools: poolScope(config),
     pollIntervalMs: config.pollIntervalMs,
     token: config.token,
+    limits: { ...HTTP_LIMITS, ...config.http },
   });
 
   // close-with-grace: the first signal closes gracefully within the grace period; a second
@@ -50,7 +51,9 @@ async function main(): Promise<void> {
   if (shuttingDown) return; // a signal arrived during the first poll: close-with-grace exits
   const s = monitor.poller.snapshot.sources;
   logger.info({ pgbouncer: s.pgbouncer.up, probe: s.probe.up, postgres: s.postgres.up, redis: s.redis.up, bearerAuth: config.token !== undefined }, 'first poll done');
-  await app.listen({ host: config.host, port: config.port });
+  // A long accept queue: a burst of new connections (a flood) must not overflow it, or the
+  // kernel drops other clients' SYNs too and they wait a 1 s retransmission.
+  await app.listen({ host: config.host, port: config.port, backlog: LISTEN_BACKLOG });
 }
 
 main().catch((err: unknown) => {

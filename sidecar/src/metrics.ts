@@ -4,6 +4,7 @@
 import type { Metric, Registry } from 'prom-client';
 import type { AlertEngine } from './alerts/engine.js';
 import type { StackSnapshot } from './snapshot.js';
+import type { DiskSample } from './sources/disk.js';
 import { ACTIVITY_STATES, type ActivityGroup } from './sources/postgres.js';
 
 type Labels = Record<string, string>;
@@ -61,6 +62,12 @@ const perDbState = (fold: (acc: number, g: ActivityGroup) => number) => (snap: S
     const [datname, state] = JSON.parse(k) as [string, string];
     return [{ datname, state }, v];
   });
+};
+
+/** The data directory's filesystem, when watched (SIDECAR_PGDATA_PATH). */
+const pgdata = (get: (d: DiskSample) => number) => (snap: StackSnapshot): Sample[] => {
+  const d = snap.sources.disk.sample;
+  return d && d.path !== null ? [[{ path: d.path }, get(d)]] : [];
 };
 
 const POOL = ['database', 'user'];
@@ -134,6 +141,8 @@ export const FAMILIES: Family[] = [
   { name: 'pg_replication_is_replica', help: '1 if the server is a replica (in recovery).', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, s.sources.postgres.sample.isReplica ? 1 : 0]] : []) },
   { name: 'pg_replication_lag_seconds', help: 'Replay lag behind the primary, seconds (0 on a primary).', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, s.sources.postgres.sample.replicationLagSeconds]] : []) },
   { name: 'poolguard_pg_idle_in_transaction_max_seconds', help: 'Longest idle-in-transaction session, seconds.', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, Math.max(0, ...s.sources.postgres.sample.idleInTransaction.map((t) => t.idleSeconds))]] : []) },
+  { name: 'poolguard_pgdata_filesystem_size_bytes', help: "Size of the filesystem holding Postgres's data directory (SIDECAR_PGDATA_PATH), bytes.", type: 'gauge', labels: ['path'], samples: pgdata((d) => d.sizeBytes) },
+  { name: 'poolguard_pgdata_filesystem_avail_bytes', help: "Bytes Postgres can still write on its data directory's filesystem.", type: 'gauge', labels: ['path'], samples: pgdata((d) => d.availableBytes) },
   { name: 'poolguard_pg_lock_waiting_sessions', help: 'Sessions waiting on a lock.', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, s.sources.postgres.sample.lockWaiting]] : []) },
 
   // ---- Redis (redis_exporter names) ----

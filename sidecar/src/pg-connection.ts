@@ -161,8 +161,12 @@ export class PgConnection implements Queryable {
     client.on('end', () => lost());
     try {
       await client.connect();
-    } catch (err) {
+    } catch (caught) {
       client.end().catch(() => undefined);
+      // node-postgres says only "Connection terminated due to connection timeout": name the peer.
+      const err = /connection timeout/i.test(describeError(caught))
+        ? new Error(`no answer from ${target.host}:${target.port} within ${connectTimeoutMs} ms while connecting: paused, overloaded, or cut off by the network`)
+        : caught;
       this.failures += 1;
       const backoff = backoffMs(this.failures, this.opts.reconnectMaxMs);
       this.nextAttemptAt = this.now() + backoff;

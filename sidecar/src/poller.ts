@@ -32,7 +32,7 @@ export interface Snapshot<S extends Samples> {
 
 export class SourceTimeoutError extends Error {
   constructor(ms: number) {
-    super(`timed out after ${ms} ms`);
+    super(`no answer within ${ms} ms (SIDECAR_SOURCE_TIMEOUT_MS): paused, overloaded, or cut off by the network`);
     this.name = 'SourceTimeoutError';
   }
 }

@@ -1,4 +1,5 @@
 import type { Snapshot } from './poller.js';
+import type { DiskSample } from './sources/disk.js';
 import type { PgBouncerSample } from './sources/pgbouncer.js';
 import type { PostgresSample } from './sources/postgres.js';
 import type { ProbeSample } from './sources/probe.js';
@@ -10,6 +11,8 @@ export type StackSamples = {
   probe: ProbeSample;
   postgres: PostgresSample;
   redis: RedisSample;
+  /** The filesystem of Postgres's data directory (SIDECAR_PGDATA_PATH). */
+  disk: DiskSample;
 };
 
 export type StackSnapshot = Snapshot<StackSamples>;

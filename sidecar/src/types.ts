@@ -43,6 +43,10 @@ export interface Config {
   postgres: PgTarget;
   redis: RedisTarget;
   token: string | undefined;
+  /** Per remote address: open sockets and new sockets a second (app.ts HttpLimits). */
+  http: { maxConnectionsPerAddress: number; newConnectionsPerSecondPerAddress: number };
+  /** A read-only mount of Postgres's data volume, watched with statfs (undefined: not watched). */
+  pgdataPath: string | undefined;
   alerts: {
     forMs: number;
     resolveForMs: number;

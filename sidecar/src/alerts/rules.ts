@@ -4,6 +4,7 @@
 // (which pools are the application's) comes in a RuleContext, passed by the engine.
 import { isSidecarPool, poolFigures } from '../pools.js';
 import type { StackSnapshot } from '../snapshot.js';
+import { usedPercent } from '../sources/disk.js';
 import { clientConnections, usableConnections } from '../sources/postgres.js';
 import type { PoolScope } from '../types.js';
 import type { RuleName, RuleOverride } from './names.js';
@@ -129,6 +130,22 @@ export const DEFAULT_RULES: Rule[] = [
           describe: () => `${name} is down: ${src.lastError ?? 'no answer'}`,
         };
       }),
+  },
+  {
+    // The data directory's filesystem: Postgres refuses writes when it is full (and PANICs when
+    // pg_wal cannot grow), while reads still work and every other signal looks fine.
+    name: 'postgres_disk_usage',
+    warning: 80,
+    critical: 90,
+    observe: (snap) => {
+      const d = snap.sources.disk.sample;
+      if (!d || d.path === null) return [];
+      return [{
+        labels: { path: d.path },
+        value: usedPercent(d),
+        describe: (v) => `Postgres's data filesystem (${d.path}) is ${fmt(v)}% full: ${fmt(d.availableBytes / 2 ** 20)} MiB left of ${fmt(d.sizeBytes / 2 ** 20)} MiB`,
+      }];
+    },
   },
   {
     name: 'redis_memory',

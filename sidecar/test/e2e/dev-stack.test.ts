@@ -1,12 +1,12 @@
 // The dev compose file, end to end: bring-up, config, pooling limits, prepared statements,
 // volumes, migrations. Everything runs against the real images and compose file.
-import { chmodSync, copyFileSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, Stack, health, pgClient, pgConnectError, publish, run, sleep } from './stack.js';
+import { ROOT, Stack, health, pgClient, pgConnectError, publish, readEnvFile, run, sleep } from './stack.js';
 
 const SLOW_MIGRATION = '-- Up Migration\nSELECT pg_sleep(3);\nCREATE TABLE slow_marker (id int PRIMARY KEY);\nINSERT INTO slow_marker VALUES (1);\n-- Down Migration\nDROP TABLE slow_marker;\n';
 
@@ -424,6 +424,47 @@ describe('day one (make targets on this stack)', () => {
     } finally {
       squatter.close();
     }
+  });
+});
+
+describe('the env file as compose reads it', () => {
+  it('CRLF lines, quoted values and comments: the scripts read what compose reads; a name set twice or a missing required value stops the bring-up, naming it', async () => {
+    const base = readEnvFile(join(ROOT, '.env.example'));
+    const dir = mkdtempSync(join(tmpdir(), 'poolguard-test-envfile-'));
+    const write = (name: string, lines: string[], eol = '\n') => {
+      const p = join(dir, name);
+      writeFileSync(p, lines.join(eol) + eol);
+      return p;
+    };
+    const plain = Object.entries({ ...base, POOLGUARD_PROJECT: 'poolguard-test-envfile', PUBLISH_POSTGRES_PORT: '25632', PUBLISH_PGBOUNCER_PORT: '26632', PUBLISH_REDIS_PORT: '26679', PUBLISH_SIDECAR_PORT: '28687' })
+      .filter(([k]) => !['APP_PASSWORD', 'REDIS_PASSWORD'].includes(k)).map(([k, v]) => `${k}=${v}`);
+    const forms = [...plain, `APP_PASSWORD="quoted pass # with \\"quote\\" and hash"  # a comment`, "REDIS_PASSWORD='single#quoted'"];
+    const crlf = write('crlf', forms, '\r\n');
+    const pre = await run(join(ROOT, 'scripts/preflight.sh'), ['dev', '--env-file', crlf]);
+    expect(pre.code, pre.stderr).toBe(0);
+    expect(pre.stderr).toMatch(/has Windows \(CRLF\) line endings; compose and poolguard read it correctly/);
+    // What compose renders for the services, against what the scripts compute (make urls).
+    const rendered = await run(join(ROOT, 'scripts/compose.sh'), ['-f', join(ROOT, 'docker-compose.dev.yml'), '--env-file', crlf, 'config', '--format', 'json']);
+    expect(rendered.code, rendered.stderr).toBe(0);
+    const services = JSON.parse(rendered.stdout).services;
+    expect(services.postgres.environment.APP_PASSWORD).toBe('quoted pass # with "quote" and hash');
+    expect(services.redis.environment.REDIS_PASSWORD).toBe('single#quoted');
+    const urls = await run(join(ROOT, 'scripts/urls.sh'), [crlf]);
+    expect(urls.stdout).toContain(`postgresql://app:${encodeURIComponent('quoted pass # with "quote" and hash').replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}@127.0.0.1:26632/app`);
+    expect(urls.stdout).toContain(`redis://:${encodeURIComponent('single#quoted')}@127.0.0.1:26679/0`);
+
+    const dup = write('dup', [...forms, 'PGBOUNCER_DEFAULT_POOL_SIZE=40']);
+    const dupLines = readFileSync(dup, 'utf8').split('\n').map((l, i) => (l.startsWith('PGBOUNCER_DEFAULT_POOL_SIZE=') ? i + 1 : 0)).filter(Boolean);
+    const d = await run(join(ROOT, 'scripts/up.sh'), ['dev', '--env-file', dup]);
+    expect(d.code).toBe(1);
+    expect(d.stdout + d.stderr).toContain(`PGBOUNCER_DEFAULT_POOL_SIZE is set on lines ${dupLines.join(', ')} and compose uses only the last; keep one`);
+    const missing = write('missing', [...plain, 'APP_PASSWORD=', 'REDIS_PASSWORD=x']);
+    const m = await run(join(ROOT, 'scripts/up.sh'), ['dev', '--env-file', missing]);
+    expect(m.code).toBe(1);
+    expect(m.stdout + m.stderr).toMatch(/APP_PASSWORD/);
+    expect(m.stdout + m.stderr).toMatch(/set APP_PASSWORD in \.env|required variable APP_PASSWORD/);
+    const ps = await run('docker', ['ps', '-aq', '--filter', 'label=com.docker.compose.project=poolguard-test-envfile']);
+    expect(ps.stdout.trim(), 'nothing started').toBe('');
   });
 });
 

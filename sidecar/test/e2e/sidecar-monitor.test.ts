@@ -34,6 +34,8 @@ function sidecarContainer(env: Record<string, string> = {}) {
       SIDECAR_PGBOUNCER_PASSWORD: PW.stats,
       SIDECAR_POSTGRES_PASSWORD: PW.monitor,
       SIDECAR_REDIS_PASSWORD: PW.redis,
+      // Any directory: its filesystem stands in for the pgdata volume the compose files mount.
+      SIDECAR_PGDATA_PATH: '/app',
       SIDECAR_ALERT_FOR_MS: '1000',
       SIDECAR_ALERT_RESOLVE_FOR_MS: '1000',
       SIDECAR_ALERT_RULES: JSON.stringify({ postgres_idle_in_transaction: { warning: 2 } }),

@@ -157,7 +157,7 @@ export interface DockerInspect {
   Id: string;
   Name: string;
   Config: { User: string; Env: string[]; Labels: Record<string, string> };
-  State: { Status: string; ExitCode: number; Health?: { Status: string } };
+  State: { Status: string; ExitCode: number; Pid: number; OOMKilled: boolean; Health?: { Status: string } };
   RestartCount?: number;
   HostConfig: {
     ReadonlyRootfs: boolean;

@@ -5,10 +5,15 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack, publish, run, sleep } from '../e2e/stack.js';
-import { errorsText, health, lostWrites, pgReady, record, recordSettings, startLoad, waitUntil } from './harness.js';
+import {
+  bankText, checkBank, errorsText, health, lostWrites, partition, pgReady, record, recordSettings, redisText, seedBank, startLoad, startRedisLedger, waitUntil,
+} from './harness.js';
 
 const PORTS = { postgres: 35432, pgbouncer: 36432, redis: 36379, sidecar: 38787 };
 const POLL_MS = 5000; // the default poll interval: detection targets are stated against it
+const SOURCE_TIMEOUT_MS = 2000; // the default SIDECAR_SOURCE_TIMEOUT_MS
+/** What the bank's transfers fail with among themselves, fault or not (retried by the client). */
+const BANK_CONFLICT = /could not serialize access|deadlock detected/;
 const stack = Stack.dev('poolguard-test-fault', {
   ...publish(PORTS),
   SIDECAR_POLL_INTERVAL_MS: String(POLL_MS),
@@ -18,12 +23,31 @@ const stack = Stack.dev('poolguard-test-fault', {
   PGBOUNCER_IDLE_TRANSACTION_TIMEOUT: '20',
 });
 const env = stack.env;
-const LOAD_CLIENTS = 90;
+// With the bank clients (10) the load takes 90 of max_client_conn 100: the sidecar (2) and the
+// console keep room to reconnect.
+const LOAD_CLIENTS = 80;
 
 async function containerId(service: string): Promise<string> {
   const c = (await stack.containers()).find((x) => x.service === service);
   if (!c) throw new Error(`no ${service} container`);
   return c.id;
+}
+
+/**
+ * An admin-console connection once PgBouncer is quiet: clients of an earlier load that just
+ * disconnected can linger in its count for a moment, so wait until only this console and the
+ * sidecar's two connections remain. Returns the slots they take and the free ones.
+ */
+async function quietPgBouncer(): Promise<{ admin: pg.Client; taken: number; maxClientConn: number; free: number }> {
+  const admin = new pg.Client({ host: '127.0.0.1', port: PORTS.pgbouncer, user: env.PGBOUNCER_ADMIN_USER, password: env.PGBOUNCER_ADMIN_PASSWORD, database: 'pgbouncer' });
+  await admin.connect();
+  await waitUntil('earlier clients gone', async () => {
+    const lists = Object.fromEntries((await admin.query('SHOW LISTS')).rows.map((r) => [r.list, Number(r.items)]));
+    return (await admin.query('SHOW CLIENTS')).rows.length <= 3 && lists.used_clients! <= 3 && lists.login_clients === 0;
+  }, 30_000, 200);
+  const taken = (await admin.query('SHOW CLIENTS')).rows.length;
+  const maxClientConn = Number((await admin.query('SHOW CONFIG')).rows.find((r) => r.key === 'max_client_conn').value);
+  return { admin, taken, maxClientConn, free: maxClientConn - taken };
 }
 
 const healthy = async () => (await health(PORTS.sidecar))?.status === 200;
@@ -42,7 +66,8 @@ afterAll(async () => {
 describe('under load', () => {
   it('kill -9 Postgres mid-load: 0 acknowledged writes lost, errors not hangs, PgBouncer and the sidecar recover', async () => {
     const writer = 'kill-postgres';
-    const load = await startLoad(stack, { clients: LOAD_CLIENTS, durationMs: 35_000, writer, idBase: 1e12 });
+    await seedBank(stack, writer);
+    const load = await startLoad(stack, { clients: LOAD_CLIENTS, bank: 10, durationMs: 35_000, writer, idBase: 1e12 });
     await sleep(8000);
     const pgId = await containerId('postgres');
     const killedAt = Date.now();
@@ -58,18 +83,21 @@ describe('under load', () => {
     await waitUntil('postgres accepts connections', () => pgReady(PORTS.postgres, env), 60_000, 50);
     const readyAt = Date.now();
     const recoverMs = await waitUntil('sidecar healthy again', healthy, 30_000, 50);
-    const { summary, ackedIds } = await load.result();
+    const { summary, ackedIds, transferIds } = await load.result();
     const lost = await lostWrites(stack, PORTS.postgres, writer, ackedIds);
+    const bank = await checkBank(stack, writer, transferIds);
     const ackedAfterRestart = summary.timeline.filter((t) => t.s * 1000 > readyAt - load.startedAt).reduce((n, t) => n + t.acked, 0);
     record({
       scenario: '1. kill -9 Postgres',
-      load: `${summary.clients} clients, ${(summary.durationMs / 1000).toFixed(0)} s`,
+      load: `${summary.clients} inserting + ${summary.bankClients} bank clients, ${(summary.durationMs / 1000).toFixed(0)} s`,
       injected: `docker kill -s KILL postgres at ${((killedAt - load.startedAt) / 1000).toFixed(1)} s; compose start 2 s after detection`,
-      figures: `acknowledged ${summary.acked}, lost ${lost}; ${errorsText(summary.errors)}; longest attempt ${(summary.longestAttemptMs / 1000).toFixed(1)} s (query_wait_timeout 120 s); ` +
+      figures: `acknowledged ${summary.acked}, lost ${lost}; ${bankText(bank)}; ${errorsText(summary.errors)}; longest attempt ${(summary.longestAttemptMs / 1000).toFixed(1)} s (query_wait_timeout 120 s); ` +
         `sidecar detected down in ${(detectMs / 1000).toFixed(1)} s, healthy ${(recoverMs / 1000).toFixed(1)} s after Postgres accepted connections (Postgres up ${((readyAt - startedAt) / 1000).toFixed(1)} s after start); ` +
         `${ackedAfterRestart} commits after the restart (PgBouncer reconnected by itself)`,
     });
     expect(lost).toBe(0);
+    expect(bank, bankText(bank)).toMatchObject({ lost: 0, mismatched: 0, held: true });
+    expect(bank.acked).toBeGreaterThan(50);
     expect(summary.acked).toBeGreaterThan(1000);
     expect(Object.keys(summary.errors).length).toBeGreaterThan(0);
     expect(summary.longestAttemptMs).toBeLessThan(120_000);
@@ -81,7 +109,8 @@ describe('under load', () => {
 
   it('stop PgBouncer (SIGINT) mid-load: in-flight transactions complete, new ones refused, exits before the grace; load resumes', async () => {
     const writer = 'stop-pgbouncer';
-    const load = await startLoad(stack, { clients: LOAD_CLIENTS, durationMs: 30_000, writer, idBase: 2e12 });
+    await seedBank(stack, writer);
+    const load = await startLoad(stack, { clients: LOAD_CLIENTS, bank: 10, durationMs: 30_000, writer, idBase: 2e12 });
     await sleep(8000);
     const id = await containerId('pgbouncer');
     const stopAt = Date.now();
@@ -92,8 +121,9 @@ describe('under load', () => {
     await sleep(3000);
     expect((await stack.compose(['start', 'pgbouncer'])).code).toBe(0);
     const restartAt = Date.now();
-    const { summary, ackedIds, acks } = await load.result();
+    const { summary, ackedIds, acks, transferIds } = await load.result();
     const lost = await lostWrites(stack, PORTS.postgres, writer, ackedIds);
+    const bank = await checkBank(stack, writer, transferIds);
     // In flight at the stop signal and acknowledged after it: counted from the ledger's timings.
     const inFlightCompleted = acks.filter((a) => a.startMs < stopAt && a.endMs > stopAt).length;
     const resumed = summary.timeline.filter((t) => t.s * 1000 > restartAt - load.startedAt + 1000).reduce((n, t) => n + t.acked, 0);
@@ -102,9 +132,10 @@ describe('under load', () => {
       load: `${summary.clients} clients, ${(summary.durationMs / 1000).toFixed(0)} s`,
       injected: `docker compose stop pgbouncer at ${((stopAt - load.startedAt) / 1000).toFixed(1)} s (grace 30 s), start 3 s later`,
       figures: `stop took ${(stopMs / 1000).toFixed(1)} s, exit code ${exitCode}; ${inFlightCompleted} transactions in flight at the stop signal were acknowledged after it; ` +
-        `acknowledged ${summary.acked}, lost ${lost}; refused: ${errorsText(summary.errors)}; ${resumed} commits after the restart`,
+        `acknowledged ${summary.acked}, lost ${lost}; ${bankText(bank)}; refused: ${errorsText(summary.errors)}; ${resumed} commits after the restart`,
     });
     expect(lost).toBe(0);
+    expect(bank, bankText(bank)).toMatchObject({ lost: 0, mismatched: 0, held: true });
     expect(exitCode).toBe(0);
     expect(stopMs).toBeLessThan(30_000);
     expect(inFlightCompleted, 'transactions in flight at SIGINT that still committed').toBeGreaterThan(0);
@@ -117,17 +148,7 @@ describe('under load', () => {
       const a = await fetch(`http://127.0.0.1:${PORTS.sidecar}/alerts`).then((r) => r.json() as Promise<{ items: { name: string }[] }>);
       return !a.items.some((x) => x.name === 'pgbouncer_client_utilization');
     }, 60_000, 500);
-    const admin = new pg.Client({ host: '127.0.0.1', port: PORTS.pgbouncer, user: env.PGBOUNCER_ADMIN_USER, password: env.PGBOUNCER_ADMIN_PASSWORD, database: 'pgbouncer' });
-    await admin.connect();
-    // Clients of an earlier load that just disconnected can linger in PgBouncer's count for a
-    // moment: start once only this console and the sidecar's two connections remain.
-    await waitUntil('earlier clients gone', async () => {
-      const lists = Object.fromEntries((await admin.query('SHOW LISTS')).rows.map((r) => [r.list, Number(r.items)]));
-      return (await admin.query('SHOW CLIENTS')).rows.length <= 3 && lists.used_clients! <= 3 && lists.login_clients === 0;
-    }, 30_000, 200);
-    const taken = (await admin.query('SHOW CLIENTS')).rows.length;
-    const maxClientConn = Number((await admin.query('SHOW CONFIG')).rows.find((r) => r.key === 'max_client_conn').value);
-    const free = maxClientConn - taken;
+    const { admin, taken, maxClientConn, free } = await quietPgBouncer();
     const clients: pg.Client[] = [];
     const refused: string[] = [];
     const attempts = 150;
@@ -173,6 +194,41 @@ describe('under load', () => {
       expect(completed).toBe(free);
     } finally {
       await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+      await admin.end();
+    }
+  });
+
+  it('a simultaneous burst of 150 connections against max_client_conn 100: exactly the excess refused, the rest served', async () => {
+    const { admin, taken, maxClientConn, free } = await quietPgBouncer();
+    try {
+      const attempts = 150;
+      // All at once: every client opens its socket in the same tick and holds on once in.
+      const clients = Array.from({ length: attempts }, (_, i) => {
+        const c = new pg.Client({ host: '127.0.0.1', port: PORTS.pgbouncer, user: env.APP_USER, password: env.APP_PASSWORD, database: env.APP_DB, application_name: `burst-${i}`, connectionTimeoutMillis: 60_000 });
+        c.on('error', () => undefined);
+        return c;
+      });
+      const t0 = Date.now();
+      const outcomes = await Promise.all(clients.map((c) => c.connect().then(() => 'connected', (e: Error) => e.message)));
+      const connectMs = Date.now() - t0;
+      const connected = clients.filter((_, i) => outcomes[i] === 'connected');
+      const refused = outcomes.filter((o) => o !== 'connected');
+      let served = 0;
+      await Promise.all(connected.map(async (c) => {
+        if ((await c.query('SELECT 1 AS one')).rows[0].one === 1) served += 1;
+      }));
+      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+      const kinds = [...new Set(refused)];
+      record({
+        scenario: '5b. simultaneous burst',
+        load: `${attempts} node-postgres clients connecting in the same tick, max_client_conn ${maxClientConn}, ${taken} slots held by console/sidecar`,
+        injected: 'one connection and one query per client, all held until every client is done',
+        figures: `${connected.length} connected and ${served} served, ${refused.length} refused (expected ${attempts - free}) with ${kinds.map((k) => `"${k}"`).join(', ')}; all connects settled in ${(connectMs / 1000).toFixed(1)} s`,
+      });
+      expect(refused.length, kinds.join('; ')).toBe(attempts - free);
+      expect(kinds).toEqual(['no more connections allowed (max_client_conn)']);
+      expect(served).toBe(free);
+    } finally {
       await admin.end();
     }
   });
@@ -235,6 +291,156 @@ describe('under load', () => {
     });
     expect(upMs).toBeLessThanOrEqual(POLL_MS + 1000 + 5000);
   });
+
+  // docker pause freezes every process of a container (SIGSTOP-like, through the freezer
+  // cgroup): the kernel still accepts packets for it, so peers see a server that never answers.
+  const paused = { postgres: 11e12, pgbouncer: 12e12, redis: 13e12 } as const;
+  for (const [service, idBase] of Object.entries(paused)) {
+    it(`docker pause ${service} for 10 s under load: clients stall, not fail; 0 lost, the bank invariant holds; the sidecar reports it within poll + source timeout`, async () => {
+      const writer = `pause-${service}`;
+      await seedBank(stack, writer);
+      const durationMs = 30_000;
+      const load = await startLoad(stack, { clients: 30, bank: 10, durationMs, writer, idBase });
+      const redis = await startRedisLedger(stack, { clients: 10, durationMs, writer });
+      await sleep(8000);
+      const cid = await containerId(service);
+      const pausedAt = Date.now();
+      expect((await run('docker', ['pause', cid])).code).toBe(0);
+      let cause = '';
+      const detectMs = await waitUntil(`sidecar reports ${service} down`, async () => {
+        const h = await health(PORTS.sidecar);
+        const part = service === 'redis' ? h?.body.redis : service === 'pgbouncer' ? h?.body.pgbouncer : h?.body.postgres;
+        const down = h?.status === 503 && (service === 'redis' ? part?.available === false : part?.healthy === false);
+        if (down) cause = String(part.lastError);
+        return down;
+      }, 20_000, 50, sidecarHealth);
+      await sleep(Math.max(0, 10_000 - (Date.now() - pausedAt)));
+      expect((await run('docker', ['unpause', cid])).code).toBe(0);
+      const resumedAt = Date.now();
+      const recoverMs = await waitUntil('sidecar healthy again', healthy, 30_000, 50, sidecarHealth);
+      const { summary, ackedIds, transferIds } = await load.result();
+      const r = await redis.result();
+      const lost = await lostWrites(stack, PORTS.postgres, writer, ackedIds);
+      const bank = await checkBank(stack, writer, transferIds);
+      const after = summary.timeline.filter((t) => t.s * 1000 > resumedAt - load.startedAt).reduce((n, t) => n + t.acked, 0);
+      record({
+        scenario: `10. docker pause ${service} (10 s)`,
+        load: `${summary.clients} inserting + ${summary.bankClients} bank clients (no client-side timeout), 10 Redis clients (2 s command timeout), ${(durationMs / 1000).toFixed(0)} s`,
+        injected: `docker pause at ${((pausedAt - load.startedAt) / 1000).toFixed(1)} s, unpause ${((resumedAt - pausedAt) / 1000).toFixed(1)} s later`,
+        figures: `sidecar reported it down after ${(detectMs / 1000).toFixed(1)} s ("${cause.slice(0, 90)}"), healthy ${(recoverMs / 1000).toFixed(1)} s after unpause; ` +
+          `Postgres clients: longest attempt ${(summary.longestAttemptMs / 1000).toFixed(1)} s, ${errorsText(summary.errors)}, ${after} commits after unpause; ` +
+          `inserts acknowledged ${summary.acked}, lost ${lost}; ${bankText(bank)}; ${redisText(r)}, Redis client errors: ${errorsText(r.summary.errors)}`,
+      });
+      expect(lost).toBe(0);
+      expect(bank, bankText(bank)).toMatchObject({ lost: 0, mismatched: 0, held: true });
+      expect(r.check.lost, redisText(r)).toBe(0);
+      expect(r.check.counter).toBeGreaterThanOrEqual(r.check.incrAcked);
+      expect(after, 'commits after unpause').toBeGreaterThan(0);
+      // Detected within one poll plus the source timeout (+1 s of slack for the test's own polling).
+      expect(detectMs).toBeLessThanOrEqual(POLL_MS + SOURCE_TIMEOUT_MS + 1000);
+      expect(cause).toMatch(/no answer within|no answer from/);
+      expect(recoverMs).toBeLessThanOrEqual(POLL_MS + 1000);
+      if (service !== 'redis') {
+        // No client-side timeout: a paused backend stalls a client for as long as the pause, no longer.
+        expect(summary.longestAttemptMs).toBeGreaterThanOrEqual(8_000);
+        expect(summary.longestAttemptMs).toBeLessThan(10_000 + 5_000);
+      } else {
+        // Redis clients carry a 2 s command timeout: they see errors; Postgres clients see none but
+        // the bank's own serialization failures and deadlocks (its contention, not the fault).
+        expect(Object.keys(r.summary.errors).length).toBeGreaterThan(0);
+        expect(Object.keys(summary.errors).filter((m) => !BANK_CONFLICT.test(m))).toEqual([]);
+      }
+    });
+  }
+
+  it('partition clients from PgBouncer for 10 s (packets dropped): clients with a 5 s query timeout get errors within it, not hangs; 0 lost, the bank invariant holds; load resumes after the heal', async () => {
+    const writer = 'partition-clients';
+    await seedBank(stack, writer);
+    const load = await startLoad(stack, { clients: 30, bank: 10, durationMs: 35_000, writer, idBase: 14e12, queryTimeoutMs: 5000 });
+    await sleep(8000);
+    const admin = new pg.Client({ host: '127.0.0.1', port: PORTS.pgbouncer, user: env.PGBOUNCER_ADMIN_USER, password: env.PGBOUNCER_ADMIN_PASSWORD, database: 'pgbouncer' });
+    await admin.connect();
+    try {
+      // The load's connections at the cut: PgBouncer must let go of every one of them.
+      const loadIp = (await run('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', load.name])).stdout.trim();
+      const portsFromLoad = async () => new Set((await admin.query('SHOW CLIENTS')).rows.filter((c) => c.addr === loadIp).map((c) => Number(c.port)));
+      const before = await portsFromLoad();
+      expect(before.size, 'the load is connected').toBeGreaterThan(30);
+      const cutAt = Date.now();
+      const heal = await partition(load.name, await containerId('pgbouncer'));
+      await sleep(3000);
+      const during = (await health(PORTS.sidecar))!;
+      await sleep(7000);
+      await heal();
+      const healedAt = Date.now();
+      const releasedMs = await waitUntil('PgBouncer lets go of the connections cut off', async () => {
+        const now = await portsFromLoad();
+        return [...before].every((p) => !now.has(p));
+      }, 150_000, 200);
+      const { summary, ackedIds, transferIds } = await load.result();
+      const lost = await lostWrites(stack, PORTS.postgres, writer, ackedIds);
+      const bank = await checkBank(stack, writer, transferIds);
+      const cutS = (cutAt - load.startedAt) / 1000;
+      const healS = (healedAt - load.startedAt) / 1000;
+      const inCut = summary.timeline.filter((t) => t.s >= Math.ceil(cutS) + 6 && t.s < Math.floor(healS)).reduce((n, t) => n + t.acked, 0);
+      const after = summary.timeline.filter((t) => t.s > healS + 1).reduce((n, t) => n + t.acked, 0);
+      record({
+        scenario: '11. partition clients | PgBouncer (10 s)',
+        load: `${summary.clients} inserting + ${summary.bankClients} bank clients with query_timeout 5 s and connect timeout 5 s, 35 s`,
+        injected: `iptables DROP both ways between the load container and PgBouncer at ${cutS.toFixed(1)} s, healed at ${healS.toFixed(1)} s`,
+        figures: `longest attempt ${(summary.longestAttemptMs / 1000).toFixed(1)} s; ${errorsText(summary.errors)}; ${inCut} commits in the cut's last seconds, ${after} after the heal; ` +
+          `PgBouncer released all ${before.size} connections cut off ${(releasedMs / 1000).toFixed(1)} s after the heal; sidecar during the cut: ${during.status} (it is not cut off); ` +
+          `inserts acknowledged ${summary.acked}, lost ${lost}; ${bankText(bank)}`,
+      });
+      expect(lost).toBe(0);
+      expect(bank, bankText(bank)).toMatchObject({ lost: 0, mismatched: 0, held: true });
+      expect(summary.longestAttemptMs, 'bounded by the client timeouts').toBeLessThan(5000 + 1500);
+      expect(Object.keys(summary.errors).join(' ')).toMatch(/timeout/i);
+      expect(inCut).toBe(0);
+      expect(after).toBeGreaterThan(100);
+      expect(during.status).toBe(200);
+      expect(releasedMs, 'within the keepalive bound (tcp_keepidle 60 + 6 x 10 s)').toBeLessThan(130_000);
+    } finally {
+      await admin.end();
+    }
+  });
+
+  for (const service of ['pgbouncer', 'postgres', 'redis'] as const) {
+    it(`partition the sidecar from ${service} for 10 s: /health names ${service} and the cause within poll + source timeout, the sidecar stays live, recovers after the heal`, async () => {
+      const sidecarId = await containerId('sidecar');
+      const cutAt = Date.now();
+      const heal = await partition(sidecarId, await containerId(service));
+      let body: any;
+      try {
+        const detectMs = await waitUntil(`sidecar reports ${service} down`, async () => {
+          const h = await health(PORTS.sidecar);
+          body = h?.body;
+          return h?.status === 503 && (service === 'redis' ? body.redis.available === false : body[service].healthy === false);
+        }, 20_000, 50, sidecarHealth);
+        const live = await fetch(`http://127.0.0.1:${PORTS.sidecar}/livez`, { signal: AbortSignal.timeout(1000) }).then((r) => r.status);
+        const others = (['pgbouncer', 'postgres', 'redis'] as const).filter((s) => s !== service);
+        const othersUp = others.every((s) => (s === 'redis' ? body.redis.available : body[s].healthy) === true);
+        await sleep(Math.max(0, 10_000 - (Date.now() - cutAt)));
+        const cause = String(body[service].lastError);
+        await heal();
+        const recoverMs = await waitUntil('sidecar healthy again', healthy, 30_000, 50, sidecarHealth);
+        record({
+          scenario: `12. partition sidecar | ${service} (10 s)`,
+          load: 'idle stack',
+          injected: `iptables DROP both ways between the sidecar and ${service}, healed after 10 s`,
+          figures: `/health 503 naming ${service} after ${(detectMs / 1000).toFixed(1)} s: "${cause}"; /livez ${live}; ${others.join(', ')} still reported up: ${othersUp}; healthy ${(recoverMs / 1000).toFixed(1)} s after the heal`,
+        });
+        expect(detectMs).toBeLessThanOrEqual(POLL_MS + SOURCE_TIMEOUT_MS + 1000);
+        expect(cause).toMatch(/no answer within|no answer from/);
+        expect(live).toBe(200);
+        expect(othersUp, JSON.stringify(body).slice(0, 600)).toBe(true);
+        expect(recoverMs).toBeLessThanOrEqual(POLL_MS + SOURCE_TIMEOUT_MS + 1000);
+      } catch (err) {
+        await heal().catch(() => undefined);
+        throw err;
+      }
+    });
+  }
 
   it('make down during load: no acknowledged transaction lost, every container exits by itself (no SIGKILL)', async () => {
     const writer = 'make-down';

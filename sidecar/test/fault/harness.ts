@@ -14,6 +14,9 @@ export { health } from '../e2e/stack.js';
 export interface LoadSummary {
   writer: string;
   clients: number;
+  bankClients: number;
+  bankAttempts: number;
+  transfers: number;
   durationMs: number;
   attempts: number;
   acked: number;
@@ -32,7 +35,7 @@ export interface Ack {
 export interface LoadRun {
   name: string;
   startedAt: number;
-  result: () => Promise<{ summary: LoadSummary; ackedIds: number[]; acks: Ack[] }>;
+  result: () => Promise<{ summary: LoadSummary; ackedIds: number[]; acks: Ack[]; transferIds: number[] }>;
 }
 
 /**
@@ -45,6 +48,8 @@ export async function startLoad(
     clients: number; durationMs: number; writer: string; idBase: number; hostNetworkPort?: number; thinkMs?: number;
     /** Prod: the secrets folder: the password is read from app_password at every connection, TLS verified against tls_ca.crt. */
     secretsDir?: string; reconnectEvery?: number;
+    /** Bank-transfer clients beside the inserting ones (seed the accounts first: seedBank). */
+    bank?: number; queryTimeoutMs?: number;
   },
 ): Promise<LoadRun> {
   const out = mkdtempSync(join(tmpdir(), 'poolguard-load-'));
@@ -60,7 +65,8 @@ export async function startLoad(
     ...(opts.secretsDir
       ? ['-v', `${opts.secretsDir}:/secrets:ro`, '-e', 'PGPASSWORD_FILE=/secrets/app_password', '-e', 'PG_CA_FILE=/secrets/tls_ca.crt']
       : ['-e', `PGPASSWORD=${stack.env.APP_PASSWORD}`]),
-    '-e', `RECONNECT_EVERY=${opts.reconnectEvery ?? 0}`,
+    '-e', `RECONNECT_EVERY=${opts.reconnectEvery ?? 0}`, '-e', `BANK_CLIENTS=${opts.bank ?? 0}`, '-e', `BANK_ACCOUNTS=${BANK_ACCOUNTS}`,
+    '-e', `QUERY_TIMEOUT_MS=${opts.queryTimeoutMs ?? 0}`,
     '-e', `CLIENTS=${opts.clients}`, '-e', `DURATION_MS=${opts.durationMs}`, '-e', `WRITER=${opts.writer}`,
     '-e', `THINK_MS=${opts.thinkMs ?? 20}`, '-e', `ID_BASE=${opts.idBase}`, '-e', 'OUT=/out', '-v', `${out}:/out`,
     '-v', `${join(ROOT, 'sidecar/test/loadgen/loadgen.mjs')}:/app/loadgen.mjs:ro`,
@@ -84,9 +90,112 @@ export async function startLoad(
         return { id, startMs, endMs };
       });
       if (acks.some((a) => !Number.isFinite(a.id) || !(a.endMs >= a.startMs))) throw new Error(`unreadable ledger line in acked-${opts.writer}.txt`);
-      return { summary, ackedIds: acks.map((a) => a.id), acks };
+      const transferIds = readFileSync(join(out, `transfers-${opts.writer}.txt`), 'utf8').split('\n').filter(Boolean).map((l) => Number(l.split(' ')[0]));
+      if (transferIds.some((n) => !Number.isFinite(n))) throw new Error(`unreadable line in transfers-${opts.writer}.txt`);
+      if ((opts.bank ?? 0) > 0 && summary.bankAttempts === 0) throw new Error(`the ${opts.bank} bank clients attempted no transfer`);
+      return { summary, ackedIds: acks.map((a) => a.id), acks, transferIds };
     },
   };
+}
+
+/** psql as the superuser over the Postgres container's socket (dev and prod alike); rows of tab-separated fields. */
+export async function superSql(stack: Stack, sql: string): Promise<string[][]> {
+  const r = await stack.exec('postgres', ['psql', '-X', '-v', 'ON_ERROR_STOP=1', '-h', '/var/run/postgresql', '-U', 'postgres', '-d', stack.env.APP_DB ?? 'app', '-At', '-F', '\t', '-c', sql]);
+  if (r.code !== 0) throw new Error(`psql -c "${sql.slice(0, 80)}" failed: ${r.stderr}`);
+  return r.stdout.split('\n').filter(Boolean).map((l) => l.split('\t'));
+}
+
+export const BANK_ACCOUNTS = 20;
+export const BANK_SEED = 1000;
+
+/** Creates the bank tables (once) and seeds BANK_ACCOUNTS accounts of BANK_SEED for writer. */
+export async function seedBank(stack: Stack, writer: string): Promise<void> {
+  const app = stack.env.APP_USER ?? 'app';
+  await superSql(stack, `CREATE TABLE IF NOT EXISTS bank_accounts (writer text, id int, balance bigint NOT NULL CHECK (balance >= 0), PRIMARY KEY (writer, id));
+    CREATE TABLE IF NOT EXISTS bank_transfers (id bigint PRIMARY KEY, writer text NOT NULL, src int NOT NULL, dst int NOT NULL, amount bigint NOT NULL);
+    GRANT SELECT, INSERT, UPDATE ON bank_accounts, bank_transfers TO "${app}";
+    INSERT INTO bank_accounts SELECT '${writer}', g, ${BANK_SEED} FROM generate_series(0, ${BANK_ACCOUNTS - 1}) g ON CONFLICT DO NOTHING`);
+}
+
+export interface BankCheck {
+  /** Acknowledged transfers, and those of them not in bank_transfers (must be 0). */
+  acked: number;
+  lost: number;
+  /** Transfers in the table that the client never saw acknowledged (a commit whose answer was cut: allowed). */
+  unacknowledged: number;
+  total: number;
+  expectedTotal: number;
+  /** Accounts whose balance differs from the seed plus its recorded transfers (lost update or partial transaction). */
+  mismatched: number;
+  held: boolean;
+}
+
+/** The bank invariant after a run: total unchanged, every balance explained by its transfers, no acknowledged transfer lost. */
+export async function checkBank(stack: Stack, writer: string, transferIds: number[]): Promise<BankCheck> {
+  const [[total = '', n = '']] = (await superSql(stack, `SELECT coalesce(sum(balance), 0), count(*) FROM bank_accounts WHERE writer = '${writer}'`)) as [string[]];
+  if (Number(n) !== BANK_ACCOUNTS) throw new Error(`bank_accounts holds ${n} accounts for ${writer}, expected ${BANK_ACCOUNTS} (not seeded?)`);
+  const mismatched = (await superSql(stack, `SELECT a.id FROM bank_accounts a
+      LEFT JOIN (SELECT src AS id, -sum(amount) AS d FROM bank_transfers WHERE writer = '${writer}' GROUP BY src
+                 UNION ALL SELECT dst, sum(amount) FROM bank_transfers WHERE writer = '${writer}' GROUP BY dst) t ON t.id = a.id
+      WHERE a.writer = '${writer}' GROUP BY a.id, a.balance HAVING a.balance <> ${BANK_SEED} + coalesce(sum(t.d), 0)`)).length;
+  const present = new Set((await superSql(stack, `SELECT id FROM bank_transfers WHERE writer = '${writer}'`)).map((r) => Number(r[0])));
+  const lost = transferIds.filter((id) => !present.has(id)).length;
+  const expectedTotal = BANK_ACCOUNTS * BANK_SEED;
+  return {
+    acked: transferIds.length, lost, unacknowledged: present.size - (transferIds.length - lost), total: Number(total), expectedTotal, mismatched,
+    held: lost === 0 && mismatched === 0 && Number(total) === expectedTotal,
+  };
+}
+
+export const bankText = (b: BankCheck) =>
+  `bank: ${b.acked} transfers acknowledged, ${b.lost} lost, ${b.unacknowledged} committed unacknowledged; total ${b.total} of ${b.expectedTotal}, ${b.mismatched} balances unexplained (invariant ${b.held ? 'held' : 'BROKEN'})`;
+
+export interface RedisLedger {
+  summary: { acked: number; incrAcked: number; incrAttempts: number; longestAttemptMs: number; errors: Record<string, number> };
+  check: { acked: number; lost: number; missing: number[]; counter: number; incrAcked: number; incrAttempts: number };
+}
+
+/**
+ * Starts the Redis ledger (sidecar/test/loadgen/redis-ledger.mjs in the sidecar image) on the
+ * stack's network; result() waits for it, then runs its check against Redis.
+ */
+export async function startRedisLedger(stack: Stack, opts: { clients: number; durationMs: number; writer: string; secretsDir?: string }): Promise<{ result: () => Promise<RedisLedger> }> {
+  const out = mkdtempSync(join(tmpdir(), 'poolguard-redis-ledger-'));
+  chmodSync(out, 0o777);
+  const name = `${stack.project}-redis-ledger-${opts.writer}`;
+  const base = [
+    '--network', `${stack.project}_backend`, '--label', `com.docker.compose.project=${stack.project}`,
+    ...(opts.secretsDir ? ['-v', `${opts.secretsDir}:/secrets:ro`, '-e', 'REDIS_PASSWORD_FILE=/secrets/redis_password'] : ['-e', `REDIS_PASSWORD=${stack.env.REDIS_PASSWORD}`]),
+    '-e', `WRITER=${opts.writer}`, '-e', 'OUT=/out', '-v', `${out}:/out`,
+    '-v', `${join(ROOT, 'sidecar/test/loadgen/redis-ledger.mjs')}:/app/redis-ledger.mjs:ro`,
+    '--entrypoint', 'node', image('sidecar'), '/app/redis-ledger.mjs',
+  ];
+  await run('docker', ['rm', '-f', name]);
+  const started = await run('docker', ['run', '-d', '--name', name, '-e', `CLIENTS=${opts.clients}`, '-e', `DURATION_MS=${opts.durationMs}`, ...base]);
+  if (started.code !== 0) throw new Error(`redis ledger did not start: ${started.stderr}`);
+  return {
+    result: async () => {
+      const waited = await run('docker', ['wait', name], { timeoutMs: opts.durationMs + 120_000 });
+      const logs = await run('docker', ['logs', name]);
+      await run('docker', ['rm', '-f', name]);
+      if (waited.stdout.trim() !== '0') throw new Error(`redis ledger exited ${waited.stdout.trim()}: ${logs.stdout}${logs.stderr}`);
+      const summary = JSON.parse(logs.stdout.trim().split('\n').at(-1)!) as RedisLedger['summary'];
+      const verify = await run('docker', ['run', '--rm', '-e', 'VERIFY=1', ...base], { timeoutMs: 120_000 });
+      if (verify.code !== 0) throw new Error(`redis ledger check failed: ${verify.stdout}${verify.stderr}`);
+      const check = JSON.parse(verify.stdout.trim().split('\n').at(-1)!) as RedisLedger['check'];
+      if (check.acked === 0) throw new Error(`the Redis ledger acknowledged no write: ${JSON.stringify(summary.errors)}`);
+      return { summary, check };
+    },
+  };
+}
+
+export const redisText = (r: RedisLedger) =>
+  `redis: ${r.check.acked} SETs acknowledged, ${r.check.lost} lost; counter ${r.check.counter} for ${r.check.incrAcked} acknowledged INCRs (${r.check.incrAttempts} attempted)`;
+
+/** Acknowledged ledger ids missing from the table, read over the Postgres container's socket (prod has no published port). */
+export async function lostInserts(stack: Stack, writer: string, acked: number[]): Promise<number> {
+  const present = new Set((await superSql(stack, `SELECT id FROM ledger WHERE writer = '${writer}'`)).map((r) => Number(r[0])));
+  return acked.filter((id) => !present.has(id)).length;
 }
 
 /** Acknowledged ids missing from the table (must be none). */
@@ -100,6 +209,35 @@ export async function lostWrites(stack: Stack, port: number, writer: string, ack
   } finally {
     await c.end();
   }
+}
+
+async function netnsOf(container: string): Promise<{ pid: string; ips: string[] }> {
+  const r = await run('docker', ['inspect', '-f', '{{.State.Pid}} {{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}', container]);
+  const [pid = '', ...ips] = r.stdout.trim().split(/\s+/);
+  if (r.code !== 0 || !/^[1-9]\d*$/.test(pid) || ips.length === 0) throw new Error(`no running container ${container} with an address: ${r.stdout}${r.stderr}`);
+  return { pid, ips };
+}
+
+async function iptablesIn(pid: string, args: string[]): Promise<void> {
+  const r = await run('nsenter', ['-t', pid, '-n', 'iptables', '-w', ...args]);
+  if (r.code !== 0) throw new Error(`nsenter -t ${pid} -n iptables ${args.join(' ')} failed: ${r.stderr}`);
+}
+
+/**
+ * A network partition between two containers: every packet from one to the other is dropped on
+ * arrival, in each one's network namespace (iptables through nsenter from the host), so each
+ * peer sees a black hole (no reset, no "unreachable"), and nothing else is cut. Returns heal().
+ */
+export async function partition(a: string, b: string): Promise<() => Promise<void>> {
+  const [na, nb] = await Promise.all([netnsOf(a), netnsOf(b)]);
+  const rules: [string, string[]][] = [
+    ...nb.ips.map((ip): [string, string[]] => [na.pid, ['INPUT', '-s', ip, '-j', 'DROP']]),
+    ...na.ips.map((ip): [string, string[]] => [nb.pid, ['INPUT', '-s', ip, '-j', 'DROP']]),
+  ];
+  for (const [pid, rule] of rules) await iptablesIn(pid, ['-I', ...rule]);
+  return async () => {
+    for (const [pid, rule] of rules) await iptablesIn(pid, ['-D', ...rule]);
+  };
 }
 
 /** Polls until check() passes; returns the ms it took. */

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, Stack, run, sleep } from '../e2e/stack.js';
-import { errorsText, record, recordSettings, startLoad, waitUntil } from './harness.js';
+import { bankText, checkBank, errorsText, lostInserts, record, recordSettings, redisText, seedBank, startLoad, startRedisLedger, waitUntil } from './harness.js';
 
 const SIDECAR_PORT = 38788;
 let stack: Stack;
@@ -36,6 +36,23 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.down(true);
 });
+
+/** /health with the token (prod requires it for the error text); undefined when the sidecar does not answer. */
+async function authHealth(): Promise<{ status: number; body: any } | undefined> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${SIDECAR_PORT}/health`, { headers: { authorization: `Bearer ${secrets.sidecar_token}` }, signal: AbortSignal.timeout(2000) });
+    return { status: res.status, body: await res.json() };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether /health reports the service as down. */
+const reportsDown: Record<string, (b: any) => boolean> = {
+  postgres: (b) => b.postgres.healthy === false,
+  pgbouncer: (b) => b.pgbouncer.healthy === false || b.database.healthy === false,
+  redis: (b) => b.redis.available === false,
+};
 
 const ready = async () => fetch(`http://127.0.0.1:${SIDECAR_PORT}/readyz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.status === 200, () => false);
 
@@ -143,6 +160,101 @@ describe('prod stack: faults and security', () => {
     expect(redis.stdout + redis.stderr).toMatch(/NOAUTH/);
     record({ scenario: 'security: authentication', load: 'prod stack', injected: 'psql with require_auth=md5 / none / scram-sha-256; redis-cli without a password', figures: `${results.join('; ')}; pg_hba: host scram-sha-256, local scram-sha-256 for poolguard_pooled members (PgBouncer over the shared socket) and peer for the rest; 0 non-SCRAM password hashes; Redis: NOAUTH` });
   });
+
+  it('the sidecar OOM-killed at its memory limit: OOMKilled, restarted once by the restart policy, healthy again, no crash loop', async () => {
+    const sid = await id('sidecar');
+    const before = await stack.inspect(sid);
+    const limit = before.HostConfig.Memory;
+    // The kernel's OOM killer picks the process with the highest oom_score in the cgroup: make it
+    // the sidecar (from the host, as root), then push the container past its limit with a second
+    // process that only allocates. The kill lands on the sidecar, as it would on a leak of its own.
+    writeFileSync(`/proc/${before.State.Pid}/oom_score_adj`, '1000');
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const t0 = Date.now();
+    const hog = run('docker', ['exec', sid, 'node', '-e', 'const a=[];for(;;){a.push(Buffer.alloc(8<<20,1));}'], { timeoutMs: 60_000 });
+    await waitUntil('the sidecar restarted', async () => ((await stack.inspect(sid)).RestartCount ?? 0) > (before.RestartCount ?? 0), 60_000, 100);
+    const hogResult = await hog;
+    const readyMs = await waitUntil('sidecar ready again', ready, 60_000, 100);
+    const killed = await stack.inspect(sid);
+    // Docker clears State.OOMKilled when the restarted container runs: the engine's events keep it.
+    const events = async () => (await run('docker', ['events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', `container=${sid}`, '--format', '{{.Action}} {{index .Actor.Attributes "exitCode"}}'])).stdout.trim().split('\n').filter(Boolean);
+    const seen = await events();
+    // Over the following two minutes: still up, no further restart.
+    await sleep(120_000);
+    const later = await stack.inspect(sid);
+    const h = await authHealth();
+    record({
+      scenario: '14. sidecar OOM-killed (prod file)',
+      load: 'idle prod stack',
+      injected: `oom_score_adj 1000 on the sidecar, then a process in its container allocating 8 MiB at a time past the ${(limit / 2 ** 20).toFixed(0)} MiB limit`,
+      figures: `engine events: ${seen.filter((e) => /^(oom|die|start)/.test(e)).map((e) => e.trim()).join(', ')}; restart count ${before.RestartCount ?? 0} -> ${killed.RestartCount} (the allocating process: exit ${hogResult.code}); /readyz 200 ${(readyMs / 1000).toFixed(1)} s after the restart; ${((Date.now() - t0) / 1000).toFixed(0)} s later restart count ${later.RestartCount}, /health ${h?.status}`,
+    });
+    expect(seen.filter((e) => e.startsWith('oom')).length, seen.join(', ')).toBeGreaterThanOrEqual(1);
+    expect(seen.filter((e) => e.startsWith('die')), seen.join(', ')).toEqual(['die 137']);
+    expect(killed.RestartCount).toBe((before.RestartCount ?? 0) + 1);
+    expect(later.RestartCount, 'no crash loop').toBe(killed.RestartCount);
+    expect(later.State.Status).toBe('running');
+    expect(h?.status).toBe(200);
+  });
+
+  // kill -9 of each backend's main process by its host PID (docker kill would count as a manual
+  // stop for unless-stopped), under load on every ledger, with no manual start afterwards.
+  const killed = { postgres: 9.0e12, pgbouncer: 9.1e12, redis: 9.2e12 } as const;
+  for (const [service, idBase] of Object.entries(killed)) {
+    it(`kill -9 ${service} (host PID) under load: the restart policy brings it back; 0 acknowledged lost on every ledger, the bank invariant holds`, async () => {
+      const writer = `prod-kill-${service}`;
+      const secretsDir = stack.extraEnv.POOLGUARD_SECRETS_DIR!;
+      await seedBank(stack, writer);
+      const durationMs = 30_000;
+      const load = await startLoad(stack, { clients: 20, bank: 10, durationMs, writer, idBase, secretsDir, queryTimeoutMs: 10_000 });
+      const redis = await startRedisLedger(stack, { clients: 10, durationMs, writer, secretsDir });
+      await sleep(8000);
+      const cid = await id(service);
+      const before = await stack.inspect(cid);
+      const pid = (await run('docker', ['inspect', '-f', '{{.State.Pid}}', cid])).stdout.trim();
+      const comm = (await run('ps', ['-o', 'comm=', '-p', pid])).stdout.trim();
+      expect(pid).toMatch(/^[1-9]\d*$/);
+      const killedAt = Date.now();
+      expect((await run('kill', ['-9', pid])).code).toBe(0);
+      // Watch /health every 50 ms: when was it first seen down, and healthy again (restarted: a
+      // restart faster than the sidecar's next look may never show as down: the restart count
+      // shows it).
+      let seenDownMs: number | undefined;
+      let cause = '';
+      const healthyMs = await waitUntil(`${service} restarted and the sidecar healthy`, async () => {
+        const h = await authHealth();
+        if (h && reportsDown[service]!(h.body) && seenDownMs === undefined) {
+          seenDownMs = Date.now() - killedAt;
+          cause = String(h.body[service === 'pgbouncer' ? 'pgbouncer' : service].lastError ?? h.body.database.lastError ?? '');
+        }
+        return h?.status === 200 && ((await stack.inspect(cid)).RestartCount ?? 0) > (before.RestartCount ?? 0);
+      }, 60_000, 50, async () => `seen down: ${seenDownMs ?? 'no'}; ${JSON.stringify((await authHealth())?.body ?? null).slice(0, 500)}`);
+      const after = await stack.inspect(cid);
+
+      const { summary, ackedIds, transferIds } = await load.result();
+      const r = await redis.result();
+      const lost = await lostInserts(stack, writer, ackedIds);
+      const bank = await checkBank(stack, writer, transferIds);
+      record({
+        scenario: `9. kill -9 ${service} (prod file, no manual start)`,
+        load: `${summary.clients} inserting + ${summary.bankClients} bank clients through PgBouncer (TLS), 10 Redis clients, ${(durationMs / 1000).toFixed(0)} s`,
+        injected: `kill -9 of ${comm} (host PID ${pid}) at ${((killedAt - load.startedAt) / 1000).toFixed(1)} s; restart: unless-stopped`,
+        figures: `restarted by Docker (restart count ${before.RestartCount ?? 0} -> ${after.RestartCount}); ` +
+          `sidecar ${seenDownMs === undefined ? 'never saw it down (back before its next look)' : `saw it down after ${(seenDownMs / 1000).toFixed(1)} s ("${cause.slice(0, 80)}")`}, healthy ${(healthyMs / 1000).toFixed(1)} s after the kill; ` +
+          `inserts: acknowledged ${summary.acked}, lost ${lost}; ${bankText(bank)}; ${redisText(r)}; client errors: ${errorsText(summary.errors)}`,
+      });
+      expect(after.RestartCount, 'restarted by the restart policy, once').toBe((before.RestartCount ?? 0) + 1);
+      expect(after.State.Status).toBe('running');
+      expect(lost).toBe(0);
+      expect(summary.acked).toBeGreaterThan(500);
+      expect(bank.acked).toBeGreaterThan(50);
+      expect(bank, bankText(bank)).toMatchObject({ lost: 0, mismatched: 0, held: true });
+      expect(r.check.lost, redisText(r)).toBe(0);
+      expect(r.check.counter).toBeGreaterThanOrEqual(r.check.incrAcked);
+      expect(r.check.counter).toBeLessThanOrEqual(r.check.incrAttempts);
+      expect(healthyMs).toBeLessThan(60_000);
+    });
+  }
 
   // Last: it changes every secret.
   it('make rotate SECRET=all under load: no acknowledged write lost, the failed transactions counted, the stack healthy on the new values', async () => {

@@ -117,5 +117,5 @@ describe('sidecar process', () => {
     const second = await impatient.exit;
     expect(second.code).toBe(1);
     expect(impatient.out()).toMatch(/second SIGTERM, exiting/);
-  });
+  }, 20_000); // two processes, each waiting on a hung first poll: more than vitest's 5 s on a busy machine
 });

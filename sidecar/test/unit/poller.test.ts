@@ -56,7 +56,7 @@ describe('Poller', () => {
     await p;
     const s = poller.snapshot.sources;
     expect(s.fast).toMatchObject({ up: true, sample: 'ok', lastError: null });
-    expect(s.hung).toMatchObject({ up: false, sample: undefined, lastError: 'timed out after 200 ms', consecutiveFailures: 1, errorsTotal: 1 });
+    expect(s.hung).toMatchObject({ up: false, sample: undefined, lastError: 'no answer within 200 ms (SIDECAR_SOURCE_TIMEOUT_MS): paused, overloaded, or cut off by the network', consecutiveFailures: 1, errorsTotal: 1 });
     expect(s.hung.durationMs).toBe(200);
     expect(onTimeout).toHaveBeenCalledTimes(1);
   });

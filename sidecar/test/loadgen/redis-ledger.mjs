@@ -1,0 +1,102 @@
+// poolguard Redis ledger: N clients writing to Redis and recording every acknowledged write,
+// then (VERIFY=1) a check that each one is still there. Runs in the sidecar image (node +
+// ioredis in /app/node_modules), mounted at /app/redis-ledger.mjs, on the stack's network.
+// Each client loops: SET $WRITER:<id> <id>, then INCR $WRITER:counter; a write counts as
+// acknowledged when Redis replied OK / the new value. Commands are never queued offline or resent
+// after a reconnect (an unanswered write is "unknown", not acknowledged), so the check is exact:
+//   every acknowledged SET key exists with its value (lost = 0),
+//   the counter is >= the acknowledged INCRs (a lower value lost increments) and <= the attempts.
+// Environment: REDIS_HOST [redis] REDIS_PORT [6379] REDIS_PASSWORD | REDIS_PASSWORD_FILE
+//              CLIENTS [10] DURATION_MS [20000] THINK_MS [10] WRITER OUT [/out]
+//              COMMAND_TIMEOUT_MS [2000]
+//              VERIFY=1   read $OUT/redis-$WRITER.json and check it against Redis instead
+// Output: write mode: $OUT/redis-$WRITER.json {acked ids, incrAcked, incrAttempts} and a JSON
+// summary on stdout; verify mode: {acked, lost, missing (first 10), counter, incrAcked, incrAttempts}.
+import { readFileSync, writeFileSync } from 'node:fs';
+import Redis from 'ioredis';
+
+const env = process.env;
+const writer = env.WRITER;
+if (!writer) throw new Error('WRITER is required');
+const out = env.OUT ?? '/out';
+const password = env.REDIS_PASSWORD_FILE ? readFileSync(env.REDIS_PASSWORD_FILE, 'utf8').replace(/\r?\n$/, '') : env.REDIS_PASSWORD;
+const options = {
+  host: env.REDIS_HOST ?? 'redis',
+  port: Number(env.REDIS_PORT ?? 6379),
+  password,
+  lazyConnect: true,
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 0,
+  autoResendUnfulfilledCommands: false,
+  commandTimeout: Number(env.COMMAND_TIMEOUT_MS ?? 2000),
+  retryStrategy: () => 200,
+};
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const ledgerFile = `${out}/redis-${writer}.json`;
+
+if (env.VERIFY === '1') {
+  const written = JSON.parse(readFileSync(ledgerFile, 'utf8'));
+  const r = new Redis({ ...options, retryStrategy: () => null });
+  await r.connect();
+  const missing = [];
+  for (let i = 0; i < written.acked.length; i += 1000) {
+    const ids = written.acked.slice(i, i + 1000);
+    const values = await r.mget(ids.map((id) => `${writer}:${id}`));
+    ids.forEach((id, k) => { if (values[k] !== String(id)) missing.push(id); });
+  }
+  const counter = Number((await r.get(`${writer}:counter`)) ?? 0);
+  await r.quit();
+  process.stdout.write(JSON.stringify({ acked: written.acked.length, lost: missing.length, missing: missing.slice(0, 10), counter, incrAcked: written.incrAcked, incrAttempts: written.incrAttempts }) + '\n');
+  process.exit(0);
+}
+
+const clients = Math.min(200, Number(env.CLIENTS ?? 10));
+const durationMs = Math.min(600_000, Number(env.DURATION_MS ?? 20_000));
+const thinkMs = Number(env.THINK_MS ?? 10);
+const t0 = Date.now();
+const deadline = t0 + durationMs;
+const acked = [];
+let incrAcked = 0;
+let incrAttempts = 0;
+let attempts = 0;
+let longestAttemptMs = 0;
+const errors = new Map();
+const noteError = (err) => {
+  const msg = (err && err.message) || String(err);
+  errors.set(msg, (errors.get(msg) ?? 0) + 1);
+};
+
+async function worker(index) {
+  const r = new Redis(options);
+  r.on('error', () => undefined);
+  await r.connect().catch(noteError);
+  let seq = 0;
+  while (Date.now() < deadline) {
+    const id = index * 10_000_000 + seq;
+    seq += 1;
+    const started = Date.now();
+    attempts += 1;
+    try {
+      if ((await r.set(`${writer}:${id}`, String(id))) !== 'OK') throw new Error('SET did not answer OK');
+      acked.push(id);
+      incrAttempts += 1;
+      await r.incr(`${writer}:counter`);
+      incrAcked += 1;
+    } catch (err) {
+      noteError(err);
+      await sleep(100);
+    } finally {
+      longestAttemptMs = Math.max(longestAttemptMs, Date.now() - started);
+    }
+    if (thinkMs > 0) await sleep(thinkMs);
+  }
+  r.disconnect();
+}
+
+await Promise.all(Array.from({ length: clients }, (_, i) => worker(i)));
+writeFileSync(ledgerFile, JSON.stringify({ acked, incrAcked, incrAttempts }));
+process.stdout.write(JSON.stringify({
+  writer, clients, durationMs: Date.now() - t0, attempts, acked: acked.length, incrAcked, incrAttempts, longestAttemptMs,
+  errors: Object.fromEntries([...errors].sort((a, b) => b[1] - a[1])),
+}) + '\n');
+process.exit(0);
