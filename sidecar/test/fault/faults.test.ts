@@ -4,7 +4,7 @@
 // to docs/reliability.md.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Stack, publish, run, sleep } from '../e2e/stack.js';
+import { Stack, publish, run, sleep, until } from '../e2e/stack.js';
 import {
   bankText, checkBank, errorsText, health, lostWrites, partition, pgReady, record, recordSettings, redisText, seedBank, startLoad, startRedisLedger, waitUntil,
 } from './harness.js';
@@ -270,7 +270,14 @@ describe('under load', () => {
       await sleep(8000);
       const cid = await containerId(service);
       const pausedAt = Date.now();
-      expect((await run('docker', ['pause', cid])).code).toBe(0);
+      // The freezer can fail to freeze a process caught in uninterruptible I/O (Postgres under
+      // load: "unable to freeze"); Docker then reports an error and leaves it running. Try again.
+      const paused = await until('docker pause', async () => {
+        const r = await run('docker', ['pause', cid]);
+        if (r.code !== 0) console.warn(`docker pause ${service}: ${r.stderr.trim()}; retrying`);
+        return r.code === 0 || undefined;
+      }, 10_000, 200);
+      expect(paused.value).toBe(true);
       let cause = '';
       const detectMs = await waitUntil(`sidecar reports ${service} down`, async () => {
         const h = await health(PORTS.sidecar);
