@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # SECRET_VALUE and SECRET_PROBLEM are set for the callers to read
 # secret-env.sh: how every poolguard image (and scripts/preflight.sh on the host) reads a secret
 # given as VAR or as VAR_FILE. Sourced, never run; copied into each image at
 # /usr/local/lib/poolguard/secret-env.sh. The sidecar reads its secrets by the same rules
