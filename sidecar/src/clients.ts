@@ -6,10 +6,10 @@ import { PgConnection, backoffMs } from './pg-connection.js';
 import type { SourceSpecs } from './poller.js';
 import type { StackSamples } from './snapshot.js';
 import { collectDisk } from './sources/disk.js';
-import { collectPgBouncer } from './sources/pgbouncer.js';
-import { collectPostgres } from './sources/postgres.js';
+import { collectPgBouncer, pgbouncerRestarted } from './sources/pgbouncer.js';
+import { collectPostgres, postgresRestarted } from './sources/postgres.js';
 import { collectProbe } from './sources/probe.js';
-import { collectRedis } from './sources/redis.js';
+import { collectRedis, redisRestarted } from './sources/redis.js';
 import type { Config } from './types.js';
 
 export interface StackClients {
@@ -99,7 +99,7 @@ export function createSources(
 ): SourceSpecs<StackSamples> {
   const readyWaitMs = Math.floor(sourceTimeoutMs * 0.8);
   return {
-    pgbouncer: { run: () => collectPgBouncer(clients.pgbouncer), onTimeout: () => clients.pgbouncer.drop(new Error('timeout')) },
+    pgbouncer: { run: () => collectPgBouncer(clients.pgbouncer), restarted: pgbouncerRestarted, onTimeout: () => clients.pgbouncer.drop(new Error('timeout')) },
     probe: {
       run: async () => {
         try {
@@ -117,8 +117,9 @@ export function createSources(
       },
       onTimeout: () => clients.probe.drop(new Error('timeout')),
     },
-    postgres: { run: () => collectPostgres(clients.postgres), onTimeout: () => clients.postgres.drop(new Error('timeout')) },
+    postgres: { run: () => collectPostgres(clients.postgres), restarted: postgresRestarted, onTimeout: () => clients.postgres.drop(new Error('timeout')) },
     redis: {
+      restarted: redisRestarted,
       run: async () => {
         try {
           // ioredis reconnects on its own; until it is ready commands fail at once (no offline

@@ -9,6 +9,9 @@ const pct = (part: number, whole: number) => (whole > 0 ? Math.round((part / who
 interface Backend {
   lastPollAt: string | null;
   lastError: string | null;
+  /** Restarts seen since the sidecar started (start time, run id or counters moved between polls). */
+  restarts: number;
+  lastRestartAt: string | null;
 }
 
 export interface HealthBody {
@@ -25,7 +28,7 @@ export interface HealthBody {
   redis: Backend & { available: boolean; connected: boolean; status: string; responseTime: number | null };
 }
 
-const backend = (s: { lastPollAt: string | null; lastError: string | null }): Backend => ({ lastPollAt: s.lastPollAt, lastError: s.lastError });
+const backend = (s: Backend): Backend => ({ lastPollAt: s.lastPollAt, lastError: s.lastError, restarts: s.restarts, lastRestartAt: s.lastRestartAt });
 
 /** pools: which PgBouncer pools are the application's (connectionPool counts those, see pools.ts). */
 export function healthBody(snap: StackSnapshot, opts: { isShuttingDown: boolean; redisStatus: string; now: Date; pools: PoolScope }): HealthBody {

@@ -143,6 +143,7 @@ export const FAMILIES: Family[] = [
   { name: 'poolguard_pg_idle_in_transaction_max_seconds', help: 'Longest idle-in-transaction session, seconds.', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, Math.max(0, ...s.sources.postgres.sample.idleInTransaction.map((t) => t.idleSeconds))]] : []) },
   { name: 'poolguard_pgdata_filesystem_size_bytes', help: "Size of the filesystem holding Postgres's data directory (SIDECAR_PGDATA_PATH), bytes.", type: 'gauge', labels: ['path'], samples: pgdata((d) => d.sizeBytes) },
   { name: 'poolguard_pgdata_filesystem_avail_bytes', help: "Bytes Postgres can still write on its data directory's filesystem.", type: 'gauge', labels: ['path'], samples: pgdata((d) => d.availableBytes) },
+  { name: 'pg_postmaster_start_time_seconds', help: 'Time at which the postmaster started, seconds since the epoch.', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, s.sources.postgres.sample.startTime]] : []) },
   { name: 'poolguard_pg_lock_waiting_sessions', help: 'Sessions waiting on a lock.', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, s.sources.postgres.sample.lockWaiting]] : []) },
 
   // ---- Redis (redis_exporter names) ----
@@ -179,6 +180,7 @@ export const FAMILIES: Family[] = [
   { name: 'poolguard_source_up', help: 'Each source answered its last poll (1) or not (0).', type: 'gauge', labels: ['source'], samples: (s) => Object.entries(s.sources).map(([source, st]) => [{ source }, st.up ? 1 : 0]) },
   { name: 'poolguard_poll_duration_seconds', help: 'Duration of each source in the last poll, seconds.', type: 'gauge', labels: ['source'], samples: (s) => Object.entries(s.sources).map(([source, st]) => [{ source }, st.durationMs / 1000]) },
   { name: 'poolguard_poll_errors_total', help: 'Failed polls per source.', type: 'counter', labels: ['source'], samples: (s) => Object.entries(s.sources).map(([source, st]) => [{ source }, st.errorsTotal]) },
+  { name: 'poolguard_backend_restarts_total', help: 'Restarts of each backend seen by the sidecar (start time, run id or counters moved between two polls).', type: 'counter', labels: ['source'], samples: (s) => Object.entries(s.sources).map(([source, st]) => [{ source }, st.restarts]) },
   { name: 'poolguard_polls_total', help: 'Polls completed.', type: 'counter', samples: (s) => [[{}, s.pollCount]] },
   { name: 'poolguard_probe_seconds', help: 'Round trip of SELECT 1 through PgBouncer in the last poll, seconds.', type: 'gauge', samples: (s) => (s.sources.probe.sample ? [[{}, s.sources.probe.sample.responseTimeMs / 1000]] : []) },
   { name: 'poolguard_alerts_firing', help: 'Firing alert instances per rule and severity.', type: 'gauge', labels: ['rule', 'severity'], samples: (_s, a) => a.countsByRule().map((c) => [{ rule: c.rule, severity: c.severity }, c.count]) },

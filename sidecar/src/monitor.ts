@@ -55,6 +55,7 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
       if (first) logger.warn({ source, err }, `${source} down`);
     },
     onSourceRecovered: (source) => logger.info({ source }, `${source} up`),
+    onSourceRestarted: (source, reason) => logger.warn({ source, reason }, `${source} restarted: ${reason}`),
     },
   );
 

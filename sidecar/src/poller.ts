@@ -12,12 +12,23 @@ export interface SourceState<T> {
   durationMs: number;
   consecutiveFailures: number;
   errorsTotal: number;
+  /** Restarts of the backend seen between two good samples (SourceSpec.restarted). */
+  restarts: number;
+  lastRestartAt: string | null;
+  /** Why the last restart was counted ("pg_postmaster_start_time moved ..."). */
+  lastRestart: string | null;
 }
 
 export interface SourceSpec<T> {
   run: () => Promise<T>;
   /** Called when the source exceeds its timeout (e.g. drop a connection that hangs). */
   onTimeout?: () => void;
+  /**
+   * Compares the last good sample with a new one: a reason when the backend restarted in
+   * between (its start time or run id changed, its counters went back), else undefined. A
+   * restart faster than a poll never shows as down, so this is how it is seen at all.
+   */
+  restarted?: (before: T, after: T) => string | undefined;
 }
 
 export type Samples = Record<string, unknown>;
@@ -46,10 +57,11 @@ export interface PollerOptions {
   onPoll?: (durations: Record<string, number>) => void;
   onSourceError?: (name: string, err: unknown, firstFailure: boolean) => void;
   onSourceRecovered?: (name: string) => void;
+  onSourceRestarted?: (name: string, reason: string) => void;
 }
 
 function emptyState<T>(): SourceState<T> {
-  return { up: false, sample: undefined, lastPollAt: null, lastSuccessAt: null, lastError: null, durationMs: 0, consecutiveFailures: 0, errorsTotal: 0 };
+  return { up: false, sample: undefined, lastPollAt: null, lastSuccessAt: null, lastError: null, durationMs: 0, consecutiveFailures: 0, errorsTotal: 0, restarts: 0, lastRestartAt: null, lastRestart: null };
 }
 
 export class Poller<S extends Samples> {
@@ -59,6 +71,8 @@ export class Poller<S extends Samples> {
   private stopped = false;
   private again = false;
   private readonly now: () => number;
+  /** The last good sample of each source (a state's sample is cleared while it is down). */
+  private readonly lastGood: Partial<Record<keyof S, unknown>> = {};
 
   constructor(private readonly specs: SourceSpecs<S>, private readonly opts: PollerOptions) {
     this.now = opts.now ?? Date.now;
@@ -152,7 +166,12 @@ export class Poller<S extends Samples> {
       const sample = await Promise.race([spec.run(), timeout]);
       if (prev.consecutiveFailures > 0) this.opts.onSourceRecovered?.(name);
       const at = new Date(this.now()).toISOString();
-      return { ...prev, up: true, sample, lastPollAt: at, lastSuccessAt: at, lastError: null, durationMs: this.now() - started, consecutiveFailures: 0 };
+      const before = this.lastGood[name] as S[K] | undefined;
+      this.lastGood[name] = sample;
+      const restart = before === undefined ? undefined : spec.restarted?.(before, sample);
+      if (restart !== undefined) this.opts.onSourceRestarted?.(name, restart);
+      const restarts = restart === undefined ? {} : { restarts: prev.restarts + 1, lastRestartAt: at, lastRestart: restart };
+      return { ...prev, up: true, sample, lastPollAt: at, lastSuccessAt: at, lastError: null, durationMs: this.now() - started, consecutiveFailures: 0, ...restarts };
     } catch (err) {
       this.opts.onSourceError?.(name, err, prev.consecutiveFailures === 0);
       return {

@@ -9,6 +9,7 @@ export const RULE_NAMES = [
   'postgres_idle_in_transaction',
   'postgres_long_transaction',
   'backend_down',
+  'backend_restarted',
   'postgres_disk_usage',
   'redis_memory',
   'redis_rejected_connections',

@@ -34,6 +34,9 @@ export interface Rule {
   observe: (snap: StackSnapshot, prev: StackSnapshot | undefined, ctx: RuleContext) => Observation[];
 }
 
+/** How long backend_restarted stays firing after a restart was seen. */
+export const RESTART_ALERT_WINDOW_MS = 15 * 60_000;
+
 const pct = (part: number, whole: number) => (whole > 0 ? (part / whole) * 100 : 0);
 const fmt = (n: number, digits = 1) => (Math.round(n * 10 ** digits) / 10 ** digits).toString();
 
@@ -129,6 +132,25 @@ export const DEFAULT_RULES: Rule[] = [
           value: snap.pollCount > 0 && !src.up ? 1 : 0,
           describe: () => `${name} is down: ${src.lastError ?? 'no answer'}`,
         };
+      }),
+  },
+  {
+    // A backend whose start time, run id or counters moved between two polls: a crash or an OOM
+    // kill that the restart policy mended faster than a poll is otherwise invisible. Value: 1
+    // while the last restart is less than RESTART_ALERT_WINDOW_MS old.
+    name: 'backend_restarted',
+    warning: 1,
+    forMs: 0,
+    observe: (snap) =>
+      (Object.keys(snap.sources) as (keyof StackSnapshot['sources'])[]).flatMap((name) => {
+        const src = snap.sources[name];
+        if (src.lastRestartAt === null || snap.lastPollAt === null) return [];
+        const ageMs = Date.parse(snap.lastPollAt) - Date.parse(src.lastRestartAt);
+        return [{
+          labels: { backend: name },
+          value: ageMs < RESTART_ALERT_WINDOW_MS ? 1 : 0,
+          describe: () => `${name} restarted at ${src.lastRestartAt} (${src.restarts} restarts seen since the sidecar started): ${src.lastRestart ?? ''}`,
+        }];
       }),
   },
   {

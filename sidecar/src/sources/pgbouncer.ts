@@ -149,3 +149,19 @@ export async function collectPgBouncer(db: Queryable): Promise<PgBouncerSample> 
   const config = parseConfig(await db.query('SHOW CONFIG'));
   return { version, pools, databases, stats, lists, config };
 }
+
+/**
+ * PgBouncer restarted between two samples when a database's SHOW STATS totals went back:
+ * PgBouncer has no start time to read and no command that resets them (RELOAD keeps them; a
+ * database entry removed and added again restarts its own). The sidecar's probe adds a
+ * transaction every poll, so the probe database's totals always grow between two polls.
+ */
+export function pgbouncerRestarted(before: Pick<PgBouncerSample, 'stats'>, after: Pick<PgBouncerSample, 'stats'>): string | undefined {
+  for (const now of after.stats) {
+    const was = before.stats.find((s) => s.database === now.database);
+    if (was && (now.xactCount < was.xactCount || now.queryCount < was.queryCount)) {
+      return `PgBouncer's counters went back (database ${now.database}: total_xact_count ${was.xactCount} → ${now.xactCount}): it restarted; see its log`;
+    }
+  }
+  return undefined;
+}

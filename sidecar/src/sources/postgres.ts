@@ -48,6 +48,8 @@ export interface PostgresSample {
   backends: DatabaseBackends[];
   isReplica: boolean;
   replicationLagSeconds: number;
+  /** pg_postmaster_start_time(), seconds since the epoch: it moves when Postgres restarts. */
+  startTime: number;
 }
 
 export const SQL = {
@@ -73,6 +75,7 @@ export const SQL = {
                 WHERE xact_start IS NOT NULL AND backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()`,
   lockWaiting: `SELECT count(*) AS waiting FROM pg_catalog.pg_stat_activity WHERE wait_event_type = 'Lock'`,
   backends: `SELECT datid::text AS datid, datname, numbackends FROM pg_catalog.pg_stat_database WHERE datname IS NOT NULL`,
+  startTime: `SELECT extract(epoch FROM pg_catalog.pg_postmaster_start_time())::float8 AS start_time`,
   replication: `SELECT pg_catalog.pg_is_in_recovery() AS is_replica,
                        CASE WHEN pg_catalog.pg_is_in_recovery()
                             THEN coalesce(extract(epoch FROM clock_timestamp() - pg_catalog.pg_last_xact_replay_timestamp()), 0)
@@ -132,7 +135,16 @@ export async function collectPostgres(db: Queryable): Promise<PostgresSample> {
   const lockWaiting = num((await db.query(SQL.lockWaiting))[0] ?? {}, 'waiting');
   const backends = parseBackends(await db.query(SQL.backends));
   const replication = parseReplication(await db.query(SQL.replication));
-  return { ...settings, activity, databases, idleInTransaction, oldestXactSeconds, lockWaiting, backends, ...replication };
+  const startTime = num((await db.query(SQL.startTime))[0] ?? {}, 'start_time');
+  return { ...settings, activity, databases, idleInTransaction, oldestXactSeconds, lockWaiting, backends, ...replication, startTime };
+}
+
+const iso = (epochSeconds: number) => new Date(epochSeconds * 1000).toISOString();
+
+/** Postgres restarted between two samples when its postmaster start time moved (crash recovery included). */
+export function postgresRestarted(before: Pick<PostgresSample, 'startTime'>, after: Pick<PostgresSample, 'startTime'>): string | undefined {
+  if (!(before.startTime > 0 && after.startTime > 0) || Math.abs(after.startTime - before.startTime) < 0.001) return undefined;
+  return `Postgres started again at ${iso(after.startTime)} (pg_postmaster_start_time was ${iso(before.startTime)}): a crash, an OOM kill or a container restart; see its log`;
 }
 
 /** Client backends counted against the non-superuser connection limit (the sidecar's own included). */

@@ -36,3 +36,11 @@ export async function collectRedis(client: RedisLike, now: () => number = perfor
   if (pong !== 'PONG') throw new Error(`PING answered ${JSON.stringify(pong)}`);
   return { pingMs, ...parseInfo(await client.info()) };
 }
+
+/** Redis restarted between two samples when INFO's run_id changed (a new process). */
+export function redisRestarted(before: Pick<RedisSample, 'info'>, after: Pick<RedisSample, 'info'>): string | undefined {
+  const was = before.info.run_id;
+  const now = after.info.run_id;
+  if (!was || !now || was === now) return undefined;
+  return `Redis started again (run_id ${was.slice(0, 8)}… → ${now.slice(0, 8)}…, up ${after.info.uptime_in_seconds ?? '?'} s): a crash, an OOM kill or a container restart; see its log`;
+}

@@ -2,7 +2,7 @@
 // and the rows and stack settings behind docs/reliability.md. A test run writes them to
 // sidecar/.reliability/ (ignored by git); only `make reliability` turns a run whose every test
 // passed into docs/reliability.md (scripts/reliability-report.mjs).
-import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import pg from 'pg';
@@ -39,6 +39,49 @@ export interface LoadRun {
 }
 
 /**
+ * Runs one of sidecar/test/loadgen's node scripts detached in a project image, labelled with the
+ * stack's project (so `down` removes it too); result() waits for it to exit 0 and returns the
+ * JSON of its last stdout line. Every test client container goes through here.
+ */
+export async function startScript(
+  stack: Stack,
+  opts: { script: string; name: string; image: 'migrate' | 'sidecar'; env: Record<string, string | number>; args?: string[]; network?: string; timeoutMs: number },
+): Promise<{ name: string; startedAt: number; result: <T>() => Promise<T> }> {
+  const name = `${stack.project}-${opts.name}`;
+  const args = [
+    'run', '-d', '--name', name, '--label', `com.docker.compose.project=${stack.project}`, '--network', opts.network ?? `${stack.project}_backend`,
+    ...Object.entries(opts.env).flatMap(([k, v]) => ['-e', `${k}=${v}`]), ...(opts.args ?? []),
+    '-v', `${join(ROOT, 'sidecar/test/loadgen', opts.script)}:/app/${opts.script}:ro`, '--entrypoint', 'node', image(opts.image), `/app/${opts.script}`,
+  ];
+  await run('docker', ['rm', '-f', name]);
+  const started = await run('docker', args);
+  if (started.code !== 0) throw new Error(`${opts.script} did not start: ${started.stderr}`);
+  return {
+    name,
+    startedAt: Date.now(),
+    result: async <T>() => {
+      const waited = await run('docker', ['wait', name], { timeoutMs: opts.timeoutMs });
+      const logs = await run('docker', ['logs', name]);
+      await run('docker', ['rm', '-f', name]);
+      if (waited.stdout.trim() !== '0') throw new Error(`${opts.script} (${name}) exited ${waited.stdout.trim() || '?'}: ${logs.stdout}${logs.stderr}`);
+      const last = logs.stdout.trim().split('\n').at(-1) ?? '';
+      try {
+        return JSON.parse(last) as T;
+      } catch {
+        throw new Error(`${opts.script} (${name}) printed no JSON summary: ${logs.stdout.slice(-500)}${logs.stderr.slice(-500)}`);
+      }
+    },
+  };
+}
+
+/** A scratch folder the script containers (another uid) can write. */
+function outDir(prefix: string): string {
+  const out = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(out, 0o777);
+  return out;
+}
+
+/**
  * Starts the load generator (sidecar/test/loadgen/loadgen.mjs in the migrate image: node + pg)
  * on the stack's network, or on the host network against the published PgBouncer port.
  */
@@ -52,38 +95,26 @@ export async function startLoad(
     bank?: number; queryTimeoutMs?: number;
   },
 ): Promise<LoadRun> {
-  const out = mkdtempSync(join(tmpdir(), 'poolguard-load-'));
-  chmodSync(out, 0o777);
-  const name = `${stack.project}-load-${opts.writer}`;
-  const net = opts.hostNetworkPort ? ['--network', 'host'] : ['--network', `${stack.project}_backend`];
-  const target = opts.hostNetworkPort
-    ? ['-e', 'PGHOST=127.0.0.1', '-e', `PGPORT=${opts.hostNetworkPort}`]
-    : ['-e', 'PGHOST=pgbouncer', '-e', 'PGPORT=6432'];
-  const args = [
-    'run', '-d', '--name', name, '--label', `com.docker.compose.project=${stack.project}`, ...net, ...target,
-    '-e', `PGUSER=${stack.env.APP_USER}`, '-e', `PGDATABASE=${stack.env.APP_DB}`,
-    ...(opts.secretsDir
-      ? ['-v', `${opts.secretsDir}:/secrets:ro`, '-e', 'PGPASSWORD_FILE=/secrets/app_password', '-e', 'PG_CA_FILE=/secrets/tls_ca.crt']
-      : ['-e', `PGPASSWORD=${stack.env.APP_PASSWORD}`]),
-    '-e', `RECONNECT_EVERY=${opts.reconnectEvery ?? 0}`, '-e', `BANK_CLIENTS=${opts.bank ?? 0}`, '-e', `BANK_ACCOUNTS=${BANK_ACCOUNTS}`,
-    '-e', `QUERY_TIMEOUT_MS=${opts.queryTimeoutMs ?? 0}`,
-    '-e', `CLIENTS=${opts.clients}`, '-e', `DURATION_MS=${opts.durationMs}`, '-e', `WRITER=${opts.writer}`,
-    '-e', `THINK_MS=${opts.thinkMs ?? 20}`, '-e', `ID_BASE=${opts.idBase}`, '-e', 'OUT=/out', '-v', `${out}:/out`,
-    '-v', `${join(ROOT, 'sidecar/test/loadgen/loadgen.mjs')}:/app/loadgen.mjs:ro`,
-    '--entrypoint', 'node', image('migrate'), '/app/loadgen.mjs',
-  ];
-  await run('docker', ['rm', '-f', name]);
-  const started = await run('docker', args);
-  if (started.code !== 0) throw new Error(`load generator did not start: ${started.stderr}`);
+  const out = outDir('poolguard-load-');
+  const target: Record<string, string | number> = opts.hostNetworkPort ? { PGHOST: '127.0.0.1', PGPORT: opts.hostNetworkPort } : { PGHOST: 'pgbouncer', PGPORT: 6432 };
+  const auth: Record<string, string> = opts.secretsDir
+    ? { PGPASSWORD_FILE: '/secrets/app_password', PG_CA_FILE: '/secrets/tls_ca.crt' }
+    : { PGPASSWORD: stack.env.APP_PASSWORD ?? '' };
+  const script = await startScript(stack, {
+    script: 'loadgen.mjs', name: `load-${opts.writer}`, image: 'migrate', timeoutMs: opts.durationMs + 120_000,
+    network: opts.hostNetworkPort ? 'host' : undefined,
+    env: {
+      ...target, ...auth, PGUSER: stack.env.APP_USER ?? '', PGDATABASE: stack.env.APP_DB ?? '',
+      RECONNECT_EVERY: opts.reconnectEvery ?? 0, BANK_CLIENTS: opts.bank ?? 0, BANK_ACCOUNTS, QUERY_TIMEOUT_MS: opts.queryTimeoutMs ?? 0,
+      CLIENTS: opts.clients, DURATION_MS: opts.durationMs, WRITER: opts.writer, THINK_MS: opts.thinkMs ?? 20, ID_BASE: opts.idBase, OUT: '/out',
+    },
+    args: ['-v', `${out}:/out`, ...(opts.secretsDir ? ['-v', `${opts.secretsDir}:/secrets:ro`] : [])],
+  });
   return {
-    name,
-    startedAt: Date.now(),
+    name: script.name,
+    startedAt: script.startedAt,
     result: async () => {
-      const waited = await run('docker', ['wait', name], { timeoutMs: opts.durationMs + 120_000 });
-      const logs = await run('docker', ['logs', name]);
-      await run('docker', ['rm', '-f', name]);
-      if (waited.stdout.trim() !== '0') throw new Error(`load generator exited ${waited.stdout.trim()}: ${logs.stdout}${logs.stderr}`);
-      const summary = JSON.parse(logs.stdout.trim().split('\n').at(-1)!) as LoadSummary;
+      const summary = await script.result<LoadSummary>();
       const text = readFileSync(join(out, `acked-${opts.writer}.txt`), 'utf8');
       const acks = text.split('\n').filter(Boolean).map((l) => {
         const [id, startMs, endMs] = l.split(' ').map(Number) as [number, number, number];
@@ -160,29 +191,17 @@ export interface RedisLedger {
  * stack's network; result() waits for it, then runs its check against Redis.
  */
 export async function startRedisLedger(stack: Stack, opts: { clients: number; durationMs: number; writer: string; secretsDir?: string }): Promise<{ result: () => Promise<RedisLedger> }> {
-  const out = mkdtempSync(join(tmpdir(), 'poolguard-redis-ledger-'));
-  chmodSync(out, 0o777);
-  const name = `${stack.project}-redis-ledger-${opts.writer}`;
-  const base = [
-    '--network', `${stack.project}_backend`, '--label', `com.docker.compose.project=${stack.project}`,
-    ...(opts.secretsDir ? ['-v', `${opts.secretsDir}:/secrets:ro`, '-e', 'REDIS_PASSWORD_FILE=/secrets/redis_password'] : ['-e', `REDIS_PASSWORD=${stack.env.REDIS_PASSWORD}`]),
-    '-e', `WRITER=${opts.writer}`, '-e', 'OUT=/out', '-v', `${out}:/out`,
-    '-v', `${join(ROOT, 'sidecar/test/loadgen/redis-ledger.mjs')}:/app/redis-ledger.mjs:ro`,
-    '--entrypoint', 'node', image('sidecar'), '/app/redis-ledger.mjs',
-  ];
-  await run('docker', ['rm', '-f', name]);
-  const started = await run('docker', ['run', '-d', '--name', name, '-e', `CLIENTS=${opts.clients}`, '-e', `DURATION_MS=${opts.durationMs}`, ...base]);
-  if (started.code !== 0) throw new Error(`redis ledger did not start: ${started.stderr}`);
+  const out = outDir('poolguard-redis-ledger-');
+  const ledger = (name: string, env: Record<string, string | number>, timeoutMs: number) => startScript(stack, {
+    script: 'redis-ledger.mjs', name, image: 'sidecar', timeoutMs,
+    env: { ...env, WRITER: opts.writer, OUT: '/out', ...(opts.secretsDir ? { REDIS_PASSWORD_FILE: '/secrets/redis_password' } : { REDIS_PASSWORD: stack.env.REDIS_PASSWORD ?? '' }) },
+    args: ['-v', `${out}:/out`, ...(opts.secretsDir ? ['-v', `${opts.secretsDir}:/secrets:ro`] : [])],
+  });
+  const writing = await ledger(`redis-ledger-${opts.writer}`, { CLIENTS: opts.clients, DURATION_MS: opts.durationMs }, opts.durationMs + 120_000);
   return {
     result: async () => {
-      const waited = await run('docker', ['wait', name], { timeoutMs: opts.durationMs + 120_000 });
-      const logs = await run('docker', ['logs', name]);
-      await run('docker', ['rm', '-f', name]);
-      if (waited.stdout.trim() !== '0') throw new Error(`redis ledger exited ${waited.stdout.trim()}: ${logs.stdout}${logs.stderr}`);
-      const summary = JSON.parse(logs.stdout.trim().split('\n').at(-1)!) as RedisLedger['summary'];
-      const verify = await run('docker', ['run', '--rm', '-e', 'VERIFY=1', ...base], { timeoutMs: 120_000 });
-      if (verify.code !== 0) throw new Error(`redis ledger check failed: ${verify.stdout}${verify.stderr}`);
-      const check = JSON.parse(verify.stdout.trim().split('\n').at(-1)!) as RedisLedger['check'];
+      const summary = await writing.result<RedisLedger['summary']>();
+      const check = await (await ledger(`redis-ledger-${opts.writer}-check`, { VERIFY: 1 }, 120_000)).result<RedisLedger['check']>();
       if (check.acked === 0) throw new Error(`the Redis ledger acknowledged no write: ${JSON.stringify(summary.errors)}`);
       return { summary, check };
     },
@@ -192,23 +211,10 @@ export async function startRedisLedger(stack: Stack, opts: { clients: number; du
 export const redisText = (r: RedisLedger) =>
   `redis: ${r.check.acked} SETs acknowledged, ${r.check.lost} lost; counter ${r.check.counter} for ${r.check.incrAcked} acknowledged INCRs (${r.check.incrAttempts} attempted)`;
 
-/** Acknowledged ledger ids missing from the table, read over the Postgres container's socket (prod has no published port). */
+/** Acknowledged ledger ids missing from the table (must be none), read as the superuser over the Postgres container's socket (dev and prod alike). */
 export async function lostInserts(stack: Stack, writer: string, acked: number[]): Promise<number> {
   const present = new Set((await superSql(stack, `SELECT id FROM ledger WHERE writer = '${writer}'`)).map((r) => Number(r[0])));
   return acked.filter((id) => !present.has(id)).length;
-}
-
-/** Acknowledged ids missing from the table (must be none). */
-export async function lostWrites(stack: Stack, port: number, writer: string, acked: number[]): Promise<number> {
-  const c = new pg.Client({ host: '127.0.0.1', port, user: stack.env.APP_USER, password: stack.env.APP_PASSWORD, database: stack.env.APP_DB });
-  await c.connect();
-  try {
-    const rows = await c.query('SELECT id FROM ledger WHERE writer = $1', [writer]);
-    const present = new Set(rows.rows.map((r) => Number(r.id)));
-    return acked.filter((id) => !present.has(id)).length;
-  } finally {
-    await c.end();
-  }
 }
 
 async function netnsOf(container: string): Promise<{ pid: string; ips: string[] }> {
@@ -238,6 +244,39 @@ export async function partition(a: string, b: string): Promise<() => Promise<voi
   return async () => {
     for (const [pid, rule] of rules) await iptablesIn(pid, ['-D', ...rule]);
   };
+}
+
+/**
+ * The memory high-water mark of a container's cgroup, in bytes, reset first when reset is set
+ * (cgroup v1 memory.max_usage_in_bytes, v2 memory.peak; cgroupfs and systemd layouts). Throws
+ * when none is readable: a reading of nothing never passes.
+ */
+export function cgroupMemoryPeak(fullId: string, reset = false): number {
+  const root = '/sys/fs/cgroup';
+  const files = [
+    `${root}/memory/docker/${fullId}/memory.max_usage_in_bytes`, `${root}/memory/system.slice/docker-${fullId}.scope/memory.max_usage_in_bytes`,
+    `${root}/system.slice/docker-${fullId}.scope/memory.peak`, `${root}/docker/${fullId}/memory.peak`,
+  ];
+  for (const f of files) {
+    let text: string;
+    try {
+      text = readFileSync(f, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    if (!/^\d+$/.test(text)) continue;
+    if (!reset) return Number(text);
+    writeFileSync(f, '0');
+    return Number(readFileSync(f, 'utf8').trim());
+  }
+  throw new Error(`no readable memory high-water mark for container ${fullId} (tried ${files.join(', ')})`);
+}
+
+export type Backend = 'pgbouncer' | 'postgres' | 'redis';
+
+/** Whether a /health body reports the backend down (Redis says available, the others healthy). */
+export function backendDown(body: any, service: Backend): boolean {
+  return service === 'redis' ? body?.redis?.available === false : body?.[service]?.healthy === false;
 }
 
 /** Polls until check() passes; returns the ms it took. */

@@ -2,12 +2,13 @@
 // policy), what the host can reach, secrets in responses, SCRAM only, Redis auth.
 // No packet is sent to a container address: reachability is checked from the host's routing
 // table (a route through the default gateway means the host cannot reach the network).
+import http from 'node:http';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, Stack, run, sleep } from '../e2e/stack.js';
-import { bankText, checkBank, errorsText, lostInserts, record, recordSettings, redisText, seedBank, startLoad, startRedisLedger, waitUntil } from './harness.js';
+import { backendDown, bankText, cgroupMemoryPeak, checkBank, type Backend, errorsText, lostInserts, record, recordSettings, redisText, seedBank, startLoad, startRedisLedger, startScript, waitUntil } from './harness.js';
 
 const SIDECAR_PORT = 38788;
 let stack: Stack;
@@ -47,12 +48,8 @@ async function authHealth(): Promise<{ status: number; body: any } | undefined> 
   }
 }
 
-/** Whether /health reports the service as down. */
-const reportsDown: Record<string, (b: any) => boolean> = {
-  postgres: (b) => b.postgres.healthy === false,
-  pgbouncer: (b) => b.pgbouncer.healthy === false || b.database.healthy === false,
-  redis: (b) => b.redis.available === false,
-};
+/** Whether /health reports the service down (for PgBouncer, the probe through it counts too). */
+const reportsDown = (b: any, service: Backend) => backendDown(b, service) || (service === 'pgbouncer' && b.database.healthy === false);
 
 const ready = async () => fetch(`http://127.0.0.1:${SIDECAR_PORT}/readyz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.status === 200, () => false);
 
@@ -161,6 +158,73 @@ describe('prod stack: faults and security', () => {
     record({ scenario: 'security: authentication', load: 'prod stack', injected: 'psql with require_auth=md5 / none / scram-sha-256; redis-cli without a password', figures: `${results.join('; ')}; pg_hba: host scram-sha-256, local scram-sha-256 for poolguard_pooled members (PgBouncer over the shared socket) and peer for the rest; 0 non-SCRAM password hashes; Redis: NOAUTH` });
   });
 
+  it('a slowloris of 1000 sockets and a flood of 10,000 concurrent /health requests from the backend network: another client is answered within 1 s throughout, memory stays under the limit, no restart', async () => {
+    const sid = await id('sidecar');
+    const before = await stack.inspect(sid);
+    const limit = before.HostConfig.Memory;
+    expect(limit).toBeGreaterThan(0);
+    cgroupMemoryPeak(before.Id, true);
+    // The other client: a new connection each time, as a healthcheck or curl makes, from the host
+    // through the published port (another address than the attackers').
+    const latencies: number[] = [];
+    const failures: string[] = [];
+    let watching = true;
+    const watch = (async () => {
+      while (watching) {
+        const t0 = Date.now();
+        await new Promise<void>((resolve) => {
+          const req = http.get({ host: '127.0.0.1', port: SIDECAR_PORT, path: '/health', agent: false, timeout: 5000 }, (res) => {
+            res.resume();
+            res.on('end', () => {
+              if (res.statusCode !== 200) failures.push(`status ${res.statusCode}`);
+              resolve();
+            });
+          });
+          req.on('timeout', () => req.destroy(new Error('no answer in 5 s')));
+          req.on('error', (e) => { failures.push(e.message); resolve(); });
+        });
+        latencies.push(Date.now() - t0);
+        await sleep(100);
+      }
+    })();
+    await sleep(1000);
+    const abuse = (name: string, env: Record<string, string | number>) => startScript(stack, { script: 'http-abuse.mjs', name, image: 'sidecar', env: { TARGET_HOST: 'sidecar', TARGET_PORT: 8787, DURATION_MS: 30_000, ...env }, timeoutMs: 120_000 });
+    const slow = await abuse('slowloris', { MODE: 'slowloris', SOCKETS: 1000, DRIP_MS: 1000 });
+    await sleep(2000);
+    const flood = await abuse('flood', { MODE: 'flood', REQUESTS: 10_000 });
+    const floodResult = await flood.result<{ requests: number; statuses: Record<string, number>; errors: Record<string, number>; slowestMs: number }>();
+    const slowResult = await slow.result<{ sockets: number; connected: number; closedByServer: number; stillOpenAtEnd: number; longestLivedMs: number }>();
+    await sleep(1000);
+    watching = false;
+    await watch;
+    const peak = cgroupMemoryPeak(before.Id);
+    const after = await stack.inspect(sid);
+    const sorted = [...latencies].sort((a, b) => a - b);
+    const p = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+    const logs = await stack.mustCompose(['logs', '--no-color', 'sidecar']);
+    record({
+      scenario: '13. slowloris + 10,000-request flood (prod file)',
+      load: `from a container on the backend network: ${slowResult.sockets} slowloris sockets (a header line a second, never finished) and ${floodResult.requests} concurrent GET /health, each on its own connection`,
+      injected: 'limits: 512 sockets in all, 64 per remote address and 50 new a second, headersTimeout 5 s (checked every 1 s), requestTimeout 10 s, idle 10 s, keep-alive 5 s, 1000 requests per socket',
+      figures: `other client: ${latencies.length} requests, p50 ${p(0.5)} ms, p99 ${p(0.99)} ms, max ${sorted.at(-1)} ms, ${failures.length} failures; ` +
+        `flood: ${JSON.stringify(floodResult.statuses)} answered, refused ${JSON.stringify(floodResult.errors)}, slowest ${floodResult.slowestMs} ms; ` +
+        `slowloris: ${slowResult.connected} connected, ${slowResult.closedByServer} closed by the sidecar (longest lived ${(slowResult.longestLivedMs / 1000).toFixed(1)} s), ${slowResult.stillOpenAtEnd} open at the end; ` +
+        `memory peak ${(peak / 2 ** 20).toFixed(1)} MiB of ${(limit / 2 ** 20).toFixed(0)} MiB; restarts ${(after.RestartCount ?? 0) - (before.RestartCount ?? 0)}`,
+    });
+    expect(failures, failures.slice(0, 5).join('; ')).toEqual([]);
+    expect(latencies.length).toBeGreaterThan(50);
+    expect(sorted.at(-1), `slowest answer to the other client (ms); p99 ${p(0.99)}`).toBeLessThan(1000);
+    expect(peak).toBeLessThan(limit);
+    expect(after.RestartCount).toBe(before.RestartCount);
+    expect(after.State.OOMKilled).toBe(false);
+    // Capped: the flood got answers and refusals; no slowloris socket outlived headersTimeout + the check interval by much.
+    expect(floodResult.statuses['200'] ?? 0).toBeGreaterThan(0);
+    expect(Object.values(floodResult.errors).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    expect(slowResult.closedByServer).toBe(slowResult.connected);
+    expect(slowResult.longestLivedMs).toBeLessThan(5000 + 1000 + 1500);
+    expect(logs).toMatch(/too many connections from one address/);
+  });
+
   it('the sidecar OOM-killed at its memory limit: OOMKilled, restarted once by the restart policy, healthy again, no crash loop', async () => {
     const sid = await id('sidecar');
     const before = await stack.inspect(sid);
@@ -200,7 +264,7 @@ describe('prod stack: faults and security', () => {
   // kill -9 of each backend's main process by its host PID (docker kill would count as a manual
   // stop for unless-stopped), under load on every ledger, with no manual start afterwards.
   const killed = { postgres: 9.0e12, pgbouncer: 9.1e12, redis: 9.2e12 } as const;
-  for (const [service, idBase] of Object.entries(killed)) {
+  for (const [service, idBase] of Object.entries(killed) as [Backend, number][]) {
     it(`kill -9 ${service} (host PID) under load: the restart policy brings it back; 0 acknowledged lost on every ledger, the bank invariant holds`, async () => {
       const writer = `prod-kill-${service}`;
       const secretsDir = stack.extraEnv.POOLGUARD_SECRETS_DIR!;
@@ -214,22 +278,28 @@ describe('prod stack: faults and security', () => {
       const pid = (await run('docker', ['inspect', '-f', '{{.State.Pid}}', cid])).stdout.trim();
       const comm = (await run('ps', ['-o', 'comm=', '-p', pid])).stdout.trim();
       expect(pid).toMatch(/^[1-9]\d*$/);
+      const restartsBefore = Number((await authHealth())?.body[service].restarts);
+      expect(restartsBefore, '/health counts restarts').toBeGreaterThanOrEqual(0);
       const killedAt = Date.now();
       expect((await run('kill', ['-9', pid])).code).toBe(0);
-      // Watch /health every 50 ms: when was it first seen down, and healthy again (restarted: a
-      // restart faster than the sidecar's next look may never show as down: the restart count
-      // shows it).
+      // Watch /health every 50 ms: when was it first seen down, when did it count the restart
+      // (a restart faster than the sidecar's next look never shows as down; the moved start time,
+      // run id or counters show it), and healthy again.
       let seenDownMs: number | undefined;
+      let seenRestartMs: number | undefined;
       let cause = '';
-      const healthyMs = await waitUntil(`${service} restarted and the sidecar healthy`, async () => {
+      const healthyMs = await waitUntil(`${service} restarted, the restart seen by the sidecar, and the sidecar healthy`, async () => {
         const h = await authHealth();
-        if (h && reportsDown[service]!(h.body) && seenDownMs === undefined) {
+        if (h && reportsDown(h.body, service) && seenDownMs === undefined) {
           seenDownMs = Date.now() - killedAt;
-          cause = String(h.body[service === 'pgbouncer' ? 'pgbouncer' : service].lastError ?? h.body.database.lastError ?? '');
+          cause = String(h.body[service].lastError ?? h.body.database.lastError ?? '');
         }
-        return h?.status === 200 && ((await stack.inspect(cid)).RestartCount ?? 0) > (before.RestartCount ?? 0);
-      }, 60_000, 50, async () => `seen down: ${seenDownMs ?? 'no'}; ${JSON.stringify((await authHealth())?.body ?? null).slice(0, 500)}`);
+        if (h && h.body[service].restarts > restartsBefore && seenRestartMs === undefined) seenRestartMs = Date.now() - killedAt;
+        return h?.status === 200 && seenRestartMs !== undefined && ((await stack.inspect(cid)).RestartCount ?? 0) > (before.RestartCount ?? 0);
+      }, 60_000, 50, async () => `seen down: ${seenDownMs ?? 'no'}; restart seen: ${seenRestartMs ?? 'no'}; ${JSON.stringify((await authHealth())?.body ?? null).slice(0, 600)}`);
       const after = await stack.inspect(cid);
+      const alerts = await fetch(`http://127.0.0.1:${SIDECAR_PORT}/alerts`, { headers: { authorization: `Bearer ${secrets.sidecar_token}` } }).then((r) => r.json() as Promise<{ items: { name: string; labels: Record<string, string>; summary: string }[] }>);
+      const restartAlert = alerts.items.find((a) => a.name === 'backend_restarted' && a.labels.backend === service);
 
       const { summary, ackedIds, transferIds } = await load.result();
       const r = await redis.result();
@@ -240,11 +310,12 @@ describe('prod stack: faults and security', () => {
         load: `${summary.clients} inserting + ${summary.bankClients} bank clients through PgBouncer (TLS), 10 Redis clients, ${(durationMs / 1000).toFixed(0)} s`,
         injected: `kill -9 of ${comm} (host PID ${pid}) at ${((killedAt - load.startedAt) / 1000).toFixed(1)} s; restart: unless-stopped`,
         figures: `restarted by Docker (restart count ${before.RestartCount ?? 0} -> ${after.RestartCount}); ` +
-          `sidecar ${seenDownMs === undefined ? 'never saw it down (back before its next look)' : `saw it down after ${(seenDownMs / 1000).toFixed(1)} s ("${cause.slice(0, 80)}")`}, healthy ${(healthyMs / 1000).toFixed(1)} s after the kill; ` +
+          `sidecar ${seenDownMs === undefined ? 'never saw it down (back before its next look)' : `saw it down after ${(seenDownMs / 1000).toFixed(1)} s ("${cause.slice(0, 80)}")`}, counted the restart after ${((seenRestartMs ?? NaN) / 1000).toFixed(1)} s (alert backend_restarted: "${restartAlert?.summary.slice(0, 90) ?? 'none'}"), healthy ${(healthyMs / 1000).toFixed(1)} s after the kill; ` +
           `inserts: acknowledged ${summary.acked}, lost ${lost}; ${bankText(bank)}; ${redisText(r)}; client errors: ${errorsText(summary.errors)}`,
       });
       expect(after.RestartCount, 'restarted by the restart policy, once').toBe((before.RestartCount ?? 0) + 1);
       expect(after.State.Status).toBe('running');
+      expect(restartAlert, `backend_restarted firing for ${service}; firing: ${JSON.stringify(alerts.items.map((a) => a.name))}`).toBeDefined();
       expect(lost).toBe(0);
       expect(summary.acked).toBeGreaterThan(500);
       expect(bank.acked).toBeGreaterThan(50);

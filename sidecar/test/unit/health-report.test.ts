@@ -23,12 +23,12 @@ const healthy: HealthBody = {
   timestamp: '2026-01-01T00:00:01.000Z',
   isShuttingDown: false,
   database: {
-    healthy: true, responseTime: 1.5, lastPollAt: '2026-01-01T00:00:00.000Z', lastError: null,
+    healthy: true, responseTime: 1.5, lastPollAt: '2026-01-01T00:00:00.000Z', lastError: null, restarts: 0, lastRestartAt: null,
     connectionPool: { active: 1, idle: 2, total: 3, max: 30, utilizationPercent: 10, isPgBouncer: true, isShuttingDown: false },
   },
-  pgbouncer: { healthy: true, version: '1.24.1', lastPollAt: '2026-01-01T00:00:00.000Z', lastError: null },
-  postgres: { healthy: true, version: '17.5', connections: 5, maxConnections: 97, lastPollAt: '2026-01-01T00:00:00.000Z', lastError: null },
-  redis: { available: true, connected: true, status: 'ready', responseTime: 0.4, lastPollAt: '2026-01-01T00:00:00.000Z', lastError: null },
+  pgbouncer: { healthy: true, version: '1.24.1', lastPollAt: '2026-01-01T00:00:00.000Z', lastError: null, restarts: 0, lastRestartAt: null },
+  postgres: { healthy: true, version: '17.5', connections: 5, maxConnections: 97, lastPollAt: '2026-01-01T00:00:00.000Z', lastError: null, restarts: 0, lastRestartAt: null },
+  redis: { available: true, connected: true, status: 'ready', responseTime: 0.4, lastPollAt: '2026-01-01T00:00:00.000Z', lastError: null, restarts: 0, lastRestartAt: null },
 };
 
 const postgresDown: HealthBody = {
