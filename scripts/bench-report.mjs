@@ -200,6 +200,7 @@ for (const t of targets) for (const phase of ['idle', 'load']) {
 }
 const ac = of('autocannon')[0];
 for (const k of ['p50_ms', 'p99_ms', 'rps']) num(ac, k, 'autocannon /health', { positive: k !== 'p50_ms' });
+num(ac, 'errors', 'autocannon /health');
 const floorRss = of('rss_floor')[0];
 num(floorRss, 'bare_mb', 'RSS floor', { positive: true });
 num(floorRss, 'packages_mb', 'RSS floor', { positive: true });
@@ -209,7 +210,7 @@ md.push(`- sidecar /metrics p99 idle ${target(sc('sidecar', 'idle').map((s) => N
 md.push(`- sidecar /metrics p99 under load ≤ ½ of the best exporter's (${f(bestLoad)} ms): ${spread(sc('sidecar', 'load').map((s) => Number(s.p99_ms)))} ms: ${verdict(sc('sidecar', 'load').map((s) => Number(s.p99_ms)), bestLoad / 2, '<=')}`);
 md.push(`- sidecar CPU per scrape ${target(scrapes.filter((s) => s.target === 'sidecar').map(cpuPer), 4, '<=', ' ms')}: ${spread(scrapes.filter((s) => s.target === 'sidecar').map(cpuPer))} ms`);
 md.push(`- sidecar peak RSS ${target(scrapes.filter((s) => s.target === 'sidecar').map((s) => Number(s.peak_rss_mb)), 57, '<=', ' MB')}: ${spread(scrapes.filter((s) => s.target === 'sidecar').map((s) => Number(s.peak_rss_mb)), 1)} MB (floor: a bare \`node\` of this image peaks at ${f(Number(floorRss?.bare_mb), 1)} MB, ${f(Number(floorRss?.packages_mb), 1)} MB with the sidecar's packages imported and none of its code running)`);
-md.push(`- sidecar /health under 20 concurrent connections (autocannon): p50 ${ac?.p50_ms ?? '?'} ms, p99 ${ac?.p99_ms ?? '?'} ms, ${ac?.rps ?? '?'} requests/s, ${ac?.errors ?? '?'} errors`, '');
+md.push(`- sidecar /health under 20 concurrent connections (autocannon): p50 ${ac?.p50_ms ?? '?'} ms, p99 ${ac?.p99_ms ?? '?'} ms, ${ac?.rps ?? '?'} requests/s, ${ac?.errors ?? '?'} errors or answers other than 200 (every one must be 200: /health was healthy throughout): ${Number(ac?.errors) === 0 ? 'PASS' : 'MISS'}`, '');
 
 // 6. Detection
 md.push('## 6. Detection latency', '');

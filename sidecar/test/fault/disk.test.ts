@@ -74,12 +74,18 @@ describe('disk full (prod file)', () => {
     await seedBank(stack, writer);
     const pgId = (await stack.containers()).find((c) => c.service === 'postgres')!.id;
     const before = await stack.inspect(pgId);
-    const load = await startLoad(stack, { clients: 20, bank: 5, durationMs: 100_000, writer, idBase: 15e12, secretsDir: stack.extraEnv.POOLGUARD_SECRETS_DIR!, queryTimeoutMs: 10_000 });
+    const load = await startLoad(stack, { clients: 20, bank: 5, durationMs: 120_000, writer, idBase: 15e12, secretsDir: stack.extraEnv.POOLGUARD_SECRETS_DIR!, queryTimeoutMs: 10_000 });
     await sleep(5000);
     const fillAt = Date.now();
     const fill = await stack.exec('postgres', ['sh', '-c', 'dd if=/dev/zero of=/var/lib/postgresql/data/poolguard-fill bs=1M 2>&1; df -k /var/lib/postgresql/data | tail -1']);
     expect(fill.stdout, 'dd ran into ENOSPC').toMatch(/No space left on device/);
     const fillS = (fillAt - load.startedAt) / 1000;
+    // A full disk first fails the writes that extend a table ("could not extend file": an ERROR
+    // for that transaction). WAL keeps going into the segments already there (recycled ahead of
+    // time), so make it need new ones: each pg_switch_wal() moves to the next segment, and once no
+    // file is left to recycle, creating one fails inside a critical section: PANIC.
+    const wal = await stack.exec('postgres', ['sh', '-c', `for i in $(seq 80); do psql -X -qAt -h /var/run/postgresql -U postgres -d ${stack.env.APP_DB ?? 'app'} -c "SELECT pg_logical_emit_message(false, 'poolguard-disk-test', repeat('x', 100))" -c "SELECT pg_switch_wal()" >/dev/null 2>&1 || { echo "stopped after $i switches"; exit 0; }; done; echo "80 switches"`]);
+    const walSwitches = wal.stdout.trim();
     // Watch for 40 s: alerts, /health, restarts.
     const alerts = new Map<string, number>();
     let sawDown: number | undefined;
@@ -111,15 +117,18 @@ describe('disk full (prod file)', () => {
     const commitsAfter = summary.timeline.filter((t) => t.s > freedS + recoverMs / 1000).reduce((n, t) => n + t.acked, 0);
     record({
       scenario: '15. disk full (prod file)',
-      load: `${summary.clients} inserting + ${summary.bankClients} bank clients through PgBouncer (TLS, query_timeout 10 s), 100 s`,
-      injected: `Postgres data on a 400 MB ext4 loop device; dd filled it to ENOSPC at ${fillS.toFixed(1)} s; the filler removed 40 s later`,
+      load: `${summary.clients} inserting + ${summary.bankClients} bank clients through PgBouncer (TLS, query_timeout 10 s), 120 s`,
+      injected: `Postgres data on a 400 MB ext4 loop device; dd filled it to ENOSPC at ${fillS.toFixed(1)} s, then pg_switch_wal() until a new WAL segment was needed (${walSwitches}); the filler removed 40 s after the fill`,
       figures: `Postgres said: ${enospc.map((l) => `"${l.slice(0, 90)}"`).join(', ') || 'nothing'}; ${panics} PANIC lines; container restarts ${before.RestartCount ?? 0} -> ${full.RestartCount} while full, ${after.RestartCount} at the end; ` +
         `sidecar: /health not 200 after ${sawDown === undefined ? 'never' : `${(sawDown / 1000).toFixed(1)} s ("${downError.slice(0, 80)}")`}, alerts ${[...alerts].map(([k, v]) => `${k} after ${(v / 1000).toFixed(1)} s`).join(', ') || 'none'}; ` +
         `healthy ${(recoverMs / 1000).toFixed(1)} s after space was freed, ${commitsAfter} commits after that; inserts acknowledged ${summary.acked}, lost ${lost}; ${bankText(bank)}; client errors: ${errorsText(summary.errors)}`,
     });
     expect(lost).toBe(0);
     expect(bank, bankText(bank)).toMatchObject({ lost: 0, mismatched: 0, held: true });
-    expect(alerts.size, 'an alert while the disk was full').toBeGreaterThan(0);
+    expect(panics, 'ENOSPC in pg_wal: Postgres PANICs').toBeGreaterThan(0);
+    expect(walSwitches).toMatch(/^stopped after \d+ switches$/);
+    expect([...alerts.keys()]).toEqual(expect.arrayContaining(['postgres_disk_usage (CRITICAL)']));
+    expect(sawDown, 'the sidecar reports Postgres down while it cannot start').toBeDefined();
     expect(commitsAfter, 'writes resume without a manual step').toBeGreaterThan(0);
     expect(after.State.Status).toBe('running');
   });

@@ -63,8 +63,20 @@ describe('HTTP limits', () => {
   it('the defaults are what the README states', () => {
     expect(HTTP_LIMITS).toEqual({
       maxConnections: 512, maxConnectionsPerAddress: 64, newConnectionsPerSecondPerAddress: 50, headersTimeoutMs: 5000, requestTimeoutMs: 10_000,
-      idleTimeoutMs: 10_000, keepAliveTimeoutMs: 5000, maxRequestsPerSocket: 1000, checkIntervalMs: 1000,
+      idleTimeoutMs: 10_000, keepAliveTimeoutMs: 5000, maxRequestsPerSocket: 0, checkIntervalMs: 1000,
     });
+  });
+
+  it('1500 requests on one kept socket are all answered 200 (a per-socket limit would answer the rest 503)', async () => {
+    const { port } = await listen({});
+    const s = await socket(port);
+    let text = '';
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => { text += d; });
+    s.write('GET /health HTTP/1.1\r\nHost: sidecar\r\n\r\n'.repeat(1500));
+    const count = (status: number) => text.split(`HTTP/1.1 ${status} `).length - 1;
+    expect(await waitFor(() => count(200) + count(503) >= 1500, 10_000), `answers: 200×${count(200)} 503×${count(503)}`).toBe(true);
+    expect([count(200), count(503)]).toEqual([1500, 0]);
   });
 
   it('closes sockets from one address beyond its cap at once, says so once, and serves again when they go', async () => {
