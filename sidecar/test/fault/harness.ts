@@ -182,7 +182,7 @@ export const bankText = (b: BankCheck) =>
   `bank: ${b.acked} transfers acknowledged, ${b.lost} lost, ${b.unacknowledged} committed unacknowledged; total ${b.total} of ${b.expectedTotal}, ${b.mismatched} balances unexplained (invariant ${b.held ? 'held' : 'BROKEN'})`;
 
 export interface RedisLedger {
-  summary: { acked: number; incrAcked: number; incrAttempts: number; longestAttemptMs: number; errors: Record<string, number> };
+  summary: { acked: number; incrAcked: number; incrAttempts: number; longestAttemptMs: number; errors: Record<string, number>; perSecond: number[] };
   check: { acked: number; lost: number; missing: number[]; counter: number; incrAcked: number; incrAttempts: number };
 }
 
@@ -190,7 +190,7 @@ export interface RedisLedger {
  * Starts the Redis ledger (sidecar/test/loadgen/redis-ledger.mjs in the sidecar image) on the
  * stack's network; result() waits for it, then runs its check against Redis.
  */
-export async function startRedisLedger(stack: Stack, opts: { clients: number; durationMs: number; writer: string; secretsDir?: string }): Promise<{ result: () => Promise<RedisLedger> }> {
+export async function startRedisLedger(stack: Stack, opts: { clients: number; durationMs: number; writer: string; secretsDir?: string }): Promise<{ name: string; startedAt: number; result: () => Promise<RedisLedger> }> {
   const out = outDir('poolguard-redis-ledger-');
   const ledger = (name: string, env: Record<string, string | number>, timeoutMs: number) => startScript(stack, {
     script: 'redis-ledger.mjs', name, image: 'sidecar', timeoutMs,
@@ -199,6 +199,8 @@ export async function startRedisLedger(stack: Stack, opts: { clients: number; du
   });
   const writing = await ledger(`redis-ledger-${opts.writer}`, { CLIENTS: opts.clients, DURATION_MS: opts.durationMs }, opts.durationMs + 120_000);
   return {
+    name: writing.name,
+    startedAt: writing.startedAt,
     result: async () => {
       const summary = await writing.result<RedisLedger['summary']>();
       const check = await (await ledger(`redis-ledger-${opts.writer}-check`, { VERIFY: 1 }, 120_000)).result<RedisLedger['check']>();

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, Stack, run, sleep } from '../e2e/stack.js';
-import { backendDown, bankText, cgroupMemoryPeak, checkBank, type Backend, errorsText, lostInserts, record, recordSettings, redisText, seedBank, startLoad, startRedisLedger, startScript, waitUntil } from './harness.js';
+import { backendDown, bankText, cgroupMemoryPeak, checkBank, type Backend, errorsText, lostInserts, partition, record, recordSettings, redisText, seedBank, startLoad, startRedisLedger, startScript, waitUntil } from './harness.js';
 
 const SIDECAR_PORT = 38788;
 let stack: Stack;
@@ -282,6 +282,48 @@ describe('prod stack: faults and security', () => {
     expect(later.RestartCount, 'no crash loop').toBe(killed.RestartCount);
     expect(later.State.Status).toBe('running');
     expect(h?.status).toBe(200);
+  });
+
+  // Apps reach Redis over TCP (PgBouncer reaches Postgres over the shared socket): cut a Redis
+  // client off from Redis for 10 s, dropping packets both ways, so it sees a black hole.
+  it('partition Redis clients from Redis for 10 s (prod file): every command fails within the client timeout, 0 acknowledged lost, writes resume after the heal, the sidecar unaffected', async () => {
+    const writer = 'prod-partition-redis';
+    const durationMs = 30_000;
+    const ledger = await startRedisLedger(stack, { clients: 10, durationMs, writer, secretsDir: stack.extraEnv.POOLGUARD_SECRETS_DIR! });
+    await sleep(8000);
+    const cutS = (Date.now() - ledger.startedAt) / 1000;
+    const heal = await partition(ledger.name, await id('redis'));
+    let sidecarOk = 0;
+    let sidecarChecks = 0;
+    try {
+      const until = Date.now() + 10_000;
+      while (Date.now() < until) {
+        sidecarChecks += 1;
+        if ((await authHealth())?.status === 200) sidecarOk += 1;
+        await sleep(500);
+      }
+    } finally {
+      await heal();
+    }
+    const healS = (Date.now() - ledger.startedAt) / 1000;
+    const r = await ledger.result();
+    const during = r.summary.perSecond.slice(Math.ceil(cutS) + 1, Math.floor(healS)).reduce((a, b) => a + b, 0);
+    const after = r.summary.perSecond.slice(Math.ceil(healS) + 1).reduce((a, b) => a + b, 0);
+    record({
+      scenario: '16. partition Redis clients | Redis (prod file, 10 s)',
+      load: `10 Redis ledger clients (ioredis, commandTimeout 2 s, no offline queue, no resend), ${(durationMs / 1000).toFixed(0)} s`,
+      injected: `packets between the ledger container and Redis dropped both ways from ${cutS.toFixed(1)} s to ${healS.toFixed(1)} s`,
+      figures: `${redisText(r)}; acknowledged SETs while cut ${during}, after the heal ${after}; longest attempt ${(r.summary.longestAttemptMs / 1000).toFixed(1)} s; client errors: ${errorsText(r.summary.errors)}; sidecar /health 200 in ${sidecarOk} of ${sidecarChecks} checks during the cut`,
+    });
+    expect(r.check.lost, redisText(r)).toBe(0);
+    expect(r.check.counter).toBeGreaterThanOrEqual(r.check.incrAcked);
+    expect(r.check.counter).toBeLessThanOrEqual(r.check.incrAttempts);
+    expect(during, 'nothing acknowledged while cut off').toBe(0);
+    expect(after, 'writes resume after the heal').toBeGreaterThan(100);
+    expect(Object.keys(r.summary.errors)).toContain('Command timed out');
+    // commandTimeout 2 s, plus the ledger's 100 ms pause after an error and scheduling on 2 cores.
+    expect(r.summary.longestAttemptMs, 'no command hangs past the client timeout').toBeLessThan(2000 + 1500);
+    expect(sidecarOk, 'the sidecar is not cut off from Redis').toBe(sidecarChecks);
   });
 
   // kill -9 of each backend's main process by its host PID (docker kill would count as a manual

@@ -11,7 +11,7 @@
 //              COMMAND_TIMEOUT_MS [2000]
 //              VERIFY=1   read $OUT/redis-$WRITER.json and check it against Redis instead
 // Output: write mode: $OUT/redis-$WRITER.json {acked ids, incrAcked, incrAttempts} and a JSON
-// summary on stdout; verify mode: {acked, lost, missing (first 10), counter, incrAcked, incrAttempts}.
+// summary on stdout (perSecond: acknowledged SETs in each second of the run); verify mode: {acked, lost, missing (first 10), counter, incrAcked, incrAttempts}.
 import { readFileSync, writeFileSync } from 'node:fs';
 import Redis from 'ioredis';
 
@@ -60,6 +60,8 @@ let incrAcked = 0;
 let incrAttempts = 0;
 let attempts = 0;
 let longestAttemptMs = 0;
+/** Acknowledged SETs per second since the start (index = second): shows when writes stopped and resumed. */
+const perSecond = [];
 const errors = new Map();
 const noteError = (err) => {
   const msg = (err && err.message) || String(err);
@@ -79,6 +81,8 @@ async function worker(index) {
     try {
       if ((await r.set(`${writer}:${id}`, String(id))) !== 'OK') throw new Error('SET did not answer OK');
       acked.push(id);
+      const sec = Math.floor((Date.now() - t0) / 1000);
+      perSecond[sec] = (perSecond[sec] ?? 0) + 1;
       incrAttempts += 1;
       await r.incr(`${writer}:counter`);
       incrAcked += 1;
@@ -97,6 +101,7 @@ await Promise.all(Array.from({ length: clients }, (_, i) => worker(i)));
 writeFileSync(ledgerFile, JSON.stringify({ acked, incrAcked, incrAttempts }));
 process.stdout.write(JSON.stringify({
   writer, clients, durationMs: Date.now() - t0, attempts, acked: acked.length, incrAcked, incrAttempts, longestAttemptMs,
+  perSecond: Array.from(perSecond, (n) => n ?? 0),
   errors: Object.fromEntries([...errors].sort((a, b) => b[1] - a[1])),
 }) + '\n');
 process.exit(0);
