@@ -13,7 +13,7 @@ env_get       = $$(source scripts/lib.sh && env_get $(ENV_FILE) $(1))
 prod_get      = $$(source scripts/lib.sh && env_get $(PROD_ENV) $(1))
 
 .PHONY: help setup env build up down ps logs health urls passwords migrate psql psql-direct pgbouncer-admin \
-        prod-secrets prod-up prod-down prod-ps prod-logs rotate test test-unit test-e2e test-fault reliability bench lint clean
+        backup backups restore restore-check prod-secrets prod-up prod-down prod-ps prod-logs rotate test test-unit test-e2e test-fault reliability bench lint clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,6 +65,22 @@ psql-direct: ## psql straight to Postgres as the app role (ARGS= as for psql)
 
 pgbouncer-admin: ## PgBouncer admin console: SHOW POOLS (ARGS='-c "SHOW STATS"' for others)
 	@$(DEV) exec -T pgbouncer pgbouncer-admin $(if $(ARGS),$(ARGS),-c 'SHOW POOLS')
+
+# Backups: the dev stack, or the prod one with STACK=prod (scripts/backup.sh; docs/backups.md).
+STACK        ?= dev
+BACKUP       := scripts/backup.sh $(STACK)
+BACKUP_ENV    = -- --env-file $(if $(filter prod,$(STACK)),$(PROD_ENV),$(ENV_FILE))
+backup: ## Take a backup now: TYPE=full (default), diff or incr; STACK=prod for the prod stack
+	@$(BACKUP) backup $(or $(TYPE),full) $(BACKUP_ENV)
+
+backups: ## What the backup repository holds (each backup, sizes, WAL range) and the schedule's last run
+	@$(BACKUP) backups $(BACKUP_ENV)
+
+restore: ## Restore Postgres (stopped first): latest, TARGET_TIME='2026-12-02 14:05:00+00' or TARGET_LSN=0/3000060; CONFIRM=yes
+	@$(BACKUP) restore $(if $(TARGET_TIME),--time "$(TARGET_TIME)") $(if $(TARGET_LSN),--lsn "$(TARGET_LSN)") $(if $(filter yes,$(CONFIRM)),--yes) $(BACKUP_ENV)
+
+restore-check: ## Restore the latest backup into a scratch container, amcheck + row counts, report, discard
+	@$(BACKUP) restore-check $(BACKUP_ENV)
 
 prod-secrets: ## Generate the prod secret files in POOLGUARD_SECRETS_DIR of prod.env (keeps existing ones)
 	@scripts/gen-secrets.sh "$$(d=$(call prod_get,POOLGUARD_SECRETS_DIR); echo $${d:-./secrets})"

@@ -8,6 +8,7 @@
 #   POSTGRES_DB       | POSTGRES_DB_FILE         default database (default: $POSTGRES_USER)
 #   POSTGRES_INITDB_ARGS                         extra initdb arguments
 #   PGDATA                                       data directory (a volume)
+#   PGBACKREST_STANZA (+ PGBACKREST_*)           WAL archiving to pgBackRest on (else off)
 # On an empty data directory it runs initdb, then every *.sh, *.sql and *.sql.gz in
 # /docker-entrypoint-initdb.d (sorted) against a temporary server that listens on the Unix
 # socket only, then stops it and execs the real server. Secrets are never printed.
@@ -85,7 +86,15 @@ main() {
       init_cluster
     fi
     unset POSTGRES_PASSWORD
-    exec postgres -D "$PGDATA" -c config_file="$PGCONF" "$@"
+    # WAL archiving to pgBackRest when the stack configures it (PGBACKREST_STANZA and the rest of
+    # the PGBACKREST_* variables come from the compose file and reach archive_command through
+    # the server's environment); without it, no archiving (a bare container never piles up WAL
+    # for an archive that does not exist).
+    local archive=(-c archive_mode=off)
+    if [ -n "${PGBACKREST_STANZA:-}" ]; then
+      archive=(-c archive_mode=on -c "archive_command=pgbackrest --stanza=$PGBACKREST_STANZA archive-push %p")
+    fi
+    exec postgres -D "$PGDATA" -c config_file="$PGCONF" "${archive[@]}" "$@"
   fi
   exec "$@"
 }

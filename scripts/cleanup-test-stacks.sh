@@ -18,3 +18,7 @@ for p in $projects; do
   vols="$(docker volume ls -q --filter "label=com.docker.compose.project=$p")"
   [ -z "$vols" ] || docker volume rm $vols >/dev/null
 done
+# Volumes made beside a test stack by scripts/backup.sh (restore's copy of the old data, the
+# restore-check scratch volume) carry the project's name but no compose label.
+extra="$(docker volume ls -q | grep -E '^poolguard-test-.*_(pgdata_before_restore|restore_check)_' || true)"
+[ -z "$extra" ] || { echo "cleanup-test-stacks: removing leftover restore volumes" >&2; docker volume rm $extra >/dev/null; }

@@ -17,6 +17,14 @@
 # "DNS:db.example.com,IP:10.0.0.5"). Bring your own by putting pgbouncer_tls.crt/.key (and the
 # tls_ca.crt your clients trust) there first: existing files are kept. Apps verify with
 # sslmode=verify-full sslrootcert=<tls_ca.crt>. --force replaces these too.
+#
+# Backups (pgBackRest's TLS server mode, inside the stack only): a CA of their own
+# (pgbackrest_ca.crt, key pgbackrest_ca.key readable by root only) and two certificates it signs,
+# pgbackrest_repo.crt/.key for the backup service (DNS:backup) and pgbackrest_db.crt/.key for the
+# database side (DNS:pgbackrest, also presented by Postgres's archive-push). Each side accepts
+# only the other's certificate name. pgbackrest_cipher_pass is the repository's encryption key:
+# keep a copy outside this host (without it no backup can be read), or keep it only outside and
+# point POOLGUARD_BACKUP_CIPHER_FILE at it.
 set -euo pipefail
 
 usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -39,7 +47,7 @@ for tool in head base64 tr; do command -v "$tool" >/dev/null || { echo "gen-secr
 [ -r /dev/urandom ] || { echo "gen-secrets: /dev/urandom is not readable" >&2; exit 1; }
 
 names=(postgres_password app_password monitor_password pgbouncer_auth_password
-       pgbouncer_admin_password pgbouncer_stats_password redis_password sidecar_token)
+       pgbouncer_admin_password pgbouncer_stats_password redis_password sidecar_token pgbackrest_cipher_pass)
 
 mkdir -p "$dir"
 chmod 0750 "$dir" 2>/dev/null || true
@@ -81,5 +89,33 @@ else
   protect "$work/pgb.crt" 0444; mv -f "$work/pgb.crt" "$dir/pgbouncer_tls.crt"
   tls="created for $sans"
 fi
+
+# pgBackRest's own CA and the two certificates of its TLS server mode (see the header).
+# issue NAME CN: NAME.crt/.key signed by pgbackrest_ca, for DNS:CN, usable as server and client.
+issue() {
+  local name="$1" cn="$2" w
+  w="$(mktemp -d)"
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$cn" -keyout "$w/k" -out "$w/csr" 2>/dev/null
+  printf 'subjectAltName=DNS:%s\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n' "$cn" >"$w/ext"
+  openssl x509 -req -in "$w/csr" -CA "$dir/pgbackrest_ca.crt" -CAkey "$dir/pgbackrest_ca.key" -CAcreateserial -CAserial "$w/serial" \
+    -days 825 -extfile "$w/ext" -out "$w/crt" 2>/dev/null
+  protect "$w/k" 0440; mv -f "$w/k" "$dir/$name.key"
+  protect "$w/crt" 0444; mv -f "$w/crt" "$dir/$name.crt"
+  rm -rf "$w"
+}
+backup_tls="kept"
+if [ ! -e "$dir/pgbackrest_repo.crt" ] || [ ! -e "$dir/pgbackrest_db.crt" ] || [ ! -e "$dir/pgbackrest_ca.crt" ] || [ "$force" -eq 1 ]; then
+  command -v openssl >/dev/null || { echo "gen-secrets: openssl is required for the backup service's TLS certificates (apt-get install openssl)" >&2; exit 1; }
+  w="$(mktemp -d)"
+  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj "/CN=poolguard backup CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -keyout "$w/ca.key" -out "$w/ca.crt" 2>/dev/null
+  chmod 0400 "$w/ca.key"; mv -f "$w/ca.key" "$dir/pgbackrest_ca.key"
+  protect "$w/ca.crt" 0444; mv -f "$w/ca.crt" "$dir/pgbackrest_ca.crt"
+  rm -rf "$w"
+  issue pgbackrest_repo backup
+  issue pgbackrest_db pgbackrest
+  backup_tls="created (backup, pgbackrest)"
+fi
 if [ "$(id -u)" -eq 0 ]; then chgrp 10001 "$dir"; chmod 0750 "$dir"; else chmod 0755 "$dir"; fi
-echo "gen-secrets: $created created, $kept kept (use --force to replace) in $dir; PgBouncer TLS certificate $tls" >&2
+echo "gen-secrets: $created created, $kept kept (use --force to replace) in $dir; PgBouncer TLS certificate $tls; backup TLS certificates $backup_tls" >&2

@@ -5,6 +5,7 @@ import { describeError } from './log.js';
 import { PgConnection, backoffMs } from './pg-connection.js';
 import type { SourceSpecs } from './poller.js';
 import type { StackSamples } from './snapshot.js';
+import { collectBackups } from './sources/backups.js';
 import { collectDisk } from './sources/disk.js';
 import { collectPgBouncer, pgbouncerRestarted } from './sources/pgbouncer.js';
 import { collectPostgres, postgresRestarted } from './sources/postgres.js';
@@ -96,6 +97,7 @@ export function createSources(
   sourceTimeoutMs: number,
   knownDatabases: () => string[] | undefined = () => undefined,
   pgdataPath?: string,
+  backupStatusPath?: string,
 ): SourceSpecs<StackSamples> {
   const readyWaitMs = Math.floor(sourceTimeoutMs * 0.8);
   return {
@@ -139,5 +141,6 @@ export function createSources(
       },
     },
     disk: { run: () => collectDisk(pgdataPath) },
+    backups: { run: () => collectBackups(backupStatusPath) },
   };
 }

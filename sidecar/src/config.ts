@@ -111,6 +111,8 @@ const schema = z.object({
   SIDECAR_HTTP_NEW_CONNECTIONS_PER_SECOND: wholeNumber(1, 100_000).default(50),
   // A read-only mount of Postgres's data volume: its free space is watched (statfs).
   SIDECAR_PGDATA_PATH: z.string().regex(/^\//, 'must be an absolute path (a read-only mount of the pgdata volume)').optional(),
+  // The backup service's status file (pgbackrest info and its last run), on a read-only mount.
+  SIDECAR_BACKUP_STATUS_PATH: z.string().regex(/^\//, 'must be an absolute path (the backup service writes status.json on a volume mounted read-only here)').optional(),
   SIDECAR_ALERT_FOR_MS: wholeNumber(0, 86_400_000).default(15_000),
   SIDECAR_ALERT_RESOLVE_FOR_MS: wholeNumber(0, 86_400_000).default(15_000),
   SIDECAR_ALERT_HYSTERESIS: fraction.default(0.05),
@@ -279,6 +281,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     redis: redisTarget(c.SIDECAR_REDIS_URL, c.SIDECAR_REDIS_PASSWORD),
     token: c.SIDECAR_TOKEN,
     pgdataPath: c.SIDECAR_PGDATA_PATH,
+    backupStatusPath: c.SIDECAR_BACKUP_STATUS_PATH,
     http: { maxConnectionsPerAddress: c.SIDECAR_HTTP_MAX_CONNECTIONS_PER_ADDRESS, newConnectionsPerSecondPerAddress: c.SIDECAR_HTTP_NEW_CONNECTIONS_PER_SECOND },
     alerts: {
       forMs: c.SIDECAR_ALERT_FOR_MS,

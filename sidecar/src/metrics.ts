@@ -4,6 +4,7 @@
 import type { Metric, Registry } from 'prom-client';
 import type { AlertEngine } from './alerts/engine.js';
 import type { StackSnapshot } from './snapshot.js';
+import { lastBackups, type BackupEntry, type BackupsSample } from './sources/backups.js';
 import type { DiskSample } from './sources/disk.js';
 import { ACTIVITY_STATES, type ActivityGroup } from './sources/postgres.js';
 
@@ -69,6 +70,39 @@ const pgdata = (get: (d: DiskSample) => number) => (snap: StackSnapshot): Sample
   const d = snap.sources.disk.sample;
   return d && d.path !== null ? [[{ path: d.path }, get(d)]] : [];
 };
+
+/** The backups source, when its status file was read. */
+const backupsRead = (snap: StackSnapshot): BackupsSample | undefined => {
+  const b = snap.sources.backups.sample;
+  return b && b.path !== null && b.problem === null ? b : undefined;
+};
+const yn = (v: boolean) => (v ? 'y' : 'n');
+/** pgbackrest_exporter's per-backup labels. */
+const backupLabels = (b: BackupsSample, e: BackupEntry): Labels => ({
+  backup_name: e.label, backup_type: e.type, block_incr: yn(e.blockIncr), database_id: String(e.databaseId), repo_key: String(e.repoKey), stanza: b.stanza,
+});
+const perBackup = (get: (e: BackupEntry) => number, extra: (b: BackupsSample, e: BackupEntry) => Labels = () => ({})) => (snap: StackSnapshot): Sample[] => {
+  const b = backupsRead(snap);
+  // Labels in name order, as pgbackrest_exporter prints them.
+  const sorted = (l: Labels): Labels => Object.fromEntries(Object.entries(l).sort(([x], [y]) => (x < y ? -1 : 1)));
+  return b ? b.backups.map((e) => [sorted({ ...backupLabels(b, e), ...extra(b, e) }), get(e)]) : [];
+};
+/** The newest backup per exporter type (diff = full or diff, incr = any), labelled like pgbackrest_exporter's _last_ series. */
+const perLastBackup = (get: (e: BackupEntry, snap: StackSnapshot) => number) => (snap: StackSnapshot): Sample[] => {
+  const b = backupsRead(snap);
+  if (!b) return [];
+  return Object.entries(lastBackups(b)).map(([type, e]) => [{ backup_type: type, block_incr: yn(e.blockIncr), stanza: b.stanza }, get(e, snap)]);
+};
+/** '2006-01-02 15:04:05' in UTC, as pgbackrest_exporter formats start_time / stop_time. */
+const goTime = (epochSeconds: number) => new Date(epochSeconds * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, '');
+const pollTime = (snap: StackSnapshot) => (snap.lastPollAt === null ? Date.now() : Date.parse(snap.lastPollAt)) / 1000;
+const archiver = (get: (a: NonNullable<StackSnapshot['sources']['postgres']['sample']>['archiver']) => number | null) => (snap: StackSnapshot): Sample[] => {
+  const a = snap.sources.postgres.sample?.archiver;
+  const v = a ? get(a) : null;
+  return v === null ? [] : [[{}, v]];
+};
+const BACKUP = ['backup_name', 'backup_type', 'block_incr', 'database_id', 'repo_key', 'stanza'];
+const LAST = ['backup_type', 'block_incr', 'stanza'];
 
 const POOL = ['database', 'user'];
 const DB = ['name', 'host', 'port', 'database', 'force_user', 'pool_mode'];
@@ -144,7 +178,69 @@ export const FAMILIES: Family[] = [
   { name: 'poolguard_pgdata_filesystem_size_bytes', help: "Size of the filesystem holding Postgres's data directory (SIDECAR_PGDATA_PATH), bytes.", type: 'gauge', labels: ['path'], samples: pgdata((d) => d.sizeBytes) },
   { name: 'poolguard_pgdata_filesystem_avail_bytes', help: "Bytes Postgres can still write on its data directory's filesystem.", type: 'gauge', labels: ['path'], samples: pgdata((d) => d.availableBytes) },
   { name: 'pg_postmaster_start_time_seconds', help: 'Time at which the postmaster started, seconds since the epoch.', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, s.sources.postgres.sample.startTime]] : []) },
+  // pg_stat_archiver, postgres_exporter's names (its counters carry no _total).
+  { name: 'pg_stat_archiver_archived_count', help: 'WAL files archived successfully.', type: 'counter', samples: archiver((a) => a.archivedCount) },
+  { name: 'pg_stat_archiver_failed_count', help: 'Failed attempts to archive WAL files.', type: 'counter', samples: archiver((a) => a.failedCount) },
+  { name: 'pg_stat_archiver_last_archive_age', help: 'Seconds since the last WAL file was archived (absent before the first).', type: 'gauge', samples: archiver((a) => a.lastArchiveAgeSeconds) },
+  { name: 'poolguard_pg_archive_ready_segments', help: 'WAL segments written and waiting for archive_command (pg_wal/archive_status/*.ready).', type: 'gauge', samples: archiver((a) => a.readySegments) },
+  { name: 'poolguard_pg_archive_mode_on', help: '1 when archive_mode is on (or always).', type: 'gauge', samples: archiver((a) => (a.mode === 'off' ? 0 : 1)) },
   { name: 'poolguard_pg_lock_waiting_sessions', help: 'Sessions waiting on a lock.', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, s.sources.postgres.sample.lockWaiting]] : []) },
+
+  // ---- Backups (Debian's prometheus-pgbackrest-exporter 0.19 names; every family a gauge, as there) ----
+  { name: 'pgbackrest_exporter_status', help: 'pgBackRest exporter get data status.', type: 'gauge', labels: ['stanza'], samples: (s) => {
+    const b = s.sources.backups.sample;
+    if (!b || b.path === null) return [];
+    return [[{ stanza: b.stanza || 'all-stanzas' }, b.problem === null && b.infoError === null && b.stanzaStatus !== null ? 1 : 0]];
+  } },
+  { name: 'pgbackrest_stanza_status', help: 'Current stanza status.', type: 'gauge', labels: ['stanza'], samples: (s) => {
+    const b = backupsRead(s);
+    return b?.stanzaStatus ? [[{ stanza: b.stanza }, b.stanzaStatus.code]] : [];
+  } },
+  { name: 'pgbackrest_stanza_lock_status', help: 'Current stanza lock status.', type: 'gauge', labels: ['stanza'], samples: (s) => {
+    const b = backupsRead(s);
+    return b?.stanzaStatus ? [[{ stanza: b.stanza }, b.stanzaStatus.lockHeld ? 1 : 0]] : [];
+  } },
+  { name: 'pgbackrest_repo_status', help: 'Current repository status.', type: 'gauge', labels: ['cipher', 'repo_key', 'stanza'], samples: (s) => {
+    const b = backupsRead(s);
+    return b ? b.repos.map((r) => [{ cipher: r.cipher, repo_key: String(r.key), stanza: b.stanza }, r.code]) : [];
+  } },
+  {
+    name: 'pgbackrest_backup_info',
+    help: 'Backup info.',
+    type: 'gauge',
+    labels: ['backrest_ver', 'backup_name', 'backup_type', 'block_incr', 'database_id', 'lsn_start', 'lsn_stop', 'pg_version', 'prior', 'repo_key', 'stanza', 'wal_start', 'wal_stop'],
+    samples: perBackup(() => 1, (b, e) => ({
+      backrest_ver: e.backrestVersion, lsn_start: e.lsnStart, lsn_stop: e.lsnStop, prior: e.prior, wal_start: e.walStart, wal_stop: e.walStop,
+      pg_version: b.archives.find((a) => a.databaseId === e.databaseId && a.repoKey === e.repoKey)?.pgVersion ?? '',
+    })),
+  },
+  { name: 'pgbackrest_backup_duration_seconds', help: 'Backup duration.', type: 'gauge', labels: [...BACKUP, 'start_time', 'stop_time'], samples: perBackup((e) => e.stopTime - e.startTime, (_b, e) => ({ start_time: goTime(e.startTime), stop_time: goTime(e.stopTime) })) },
+  { name: 'pgbackrest_backup_size_bytes', help: 'Full uncompressed size of the database.', type: 'gauge', labels: BACKUP, samples: perBackup((e) => e.sizeBytes) },
+  { name: 'pgbackrest_backup_delta_bytes', help: 'Amount of data in the database to actually backup.', type: 'gauge', labels: BACKUP, samples: perBackup((e) => e.deltaBytes) },
+  { name: 'pgbackrest_backup_repo_size_bytes', help: 'Full compressed files size to restore the database from backup.', type: 'gauge', labels: BACKUP, samples: perBackup((e) => e.repoSizeBytes) },
+  { name: 'pgbackrest_backup_repo_delta_bytes', help: 'Compressed files size in backup.', type: 'gauge', labels: BACKUP, samples: perBackup((e) => e.repoDeltaBytes) },
+  { name: 'pgbackrest_backup_error_status', help: 'Backup error status.', type: 'gauge', labels: BACKUP, samples: perBackup((e) => (e.error ? 1 : 0)) },
+  { name: 'pgbackrest_backup_since_last_completion_seconds', help: 'Seconds since the last completed full, differential or incremental backup.', type: 'gauge', labels: LAST, samples: perLastBackup((e, snap) => Math.max(0, pollTime(snap) - e.stopTime)) },
+  { name: 'pgbackrest_backup_last_duration_seconds', help: 'Backup duration for the last full, differential or incremental backup.', type: 'gauge', labels: LAST, samples: perLastBackup((e) => e.stopTime - e.startTime) },
+  { name: 'pgbackrest_backup_last_size_bytes', help: 'Full uncompressed size of the database in the last full, differential or incremental backup.', type: 'gauge', labels: LAST, samples: perLastBackup((e) => e.sizeBytes) },
+  { name: 'pgbackrest_backup_last_delta_bytes', help: 'Amount of data in the database to actually backup in the last full, differential or incremental backup.', type: 'gauge', labels: LAST, samples: perLastBackup((e) => e.deltaBytes) },
+  { name: 'pgbackrest_backup_last_repo_size_bytes', help: 'Full compressed files size to restore the database from the last full, differential or incremental backup.', type: 'gauge', labels: LAST, samples: perLastBackup((e) => e.repoSizeBytes) },
+  { name: 'pgbackrest_backup_last_repo_delta_bytes', help: 'Compressed files size in the last full, differential or incremental backup.', type: 'gauge', labels: LAST, samples: perLastBackup((e) => e.repoDeltaBytes) },
+  { name: 'pgbackrest_backup_last_error_status', help: 'Error status in the last full, differential or incremental backup.', type: 'gauge', labels: LAST, samples: perLastBackup((e) => (e.error ? 1 : 0)) },
+  { name: 'pgbackrest_wal_archive_status', help: 'Current WAL archive status.', type: 'gauge', labels: ['database_id', 'pg_version', 'repo_key', 'stanza', 'wal_max', 'wal_min'], samples: (s) => {
+    const b = backupsRead(s);
+    // wal_min / wal_max stay empty, as the exporter leaves them without --backrest.verbose-wal
+    // (a label per WAL name would be a new series at every segment).
+    return b ? b.archives.map((a) => [{ database_id: String(a.databaseId), pg_version: a.pgVersion, repo_key: String(a.repoKey), stanza: b.stanza, wal_max: '', wal_min: '' }, a.min !== '' && a.max !== '' ? 1 : 0]) : [];
+  } },
+  { name: 'poolguard_backup_status_age_seconds', help: "Age of the backup service's status file, seconds (it rewrites it every BACKUP_CHECK_INTERVAL).", type: 'gauge', samples: (s) => {
+    const b = backupsRead(s);
+    return b ? [[{}, Math.max(0, pollTime(s) - b.writtenAt)]] : [];
+  } },
+  { name: 'poolguard_backup_last_run_success', help: "1 when the backup service's last backup run succeeded, 0 when it failed.", type: 'gauge', labels: ['backup_type'], samples: (s) => {
+    const r = backupsRead(s)?.lastRun;
+    return r ? [[{ backup_type: r.type }, r.ok ? 1 : 0]] : [];
+  } },
 
   // ---- Redis (redis_exporter names) ----
   { name: 'redis_up', help: 'Redis answered PING and INFO in the last poll (1) or not (0).', type: 'gauge', samples: (s) => [[{}, s.sources.redis.up ? 1 : 0]] },

@@ -43,7 +43,7 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
   };
 
   const poller: Poller<StackSamples> = new Poller<StackSamples>(
-    createSources(clients, config.sourceTimeoutMs, () => poller.snapshot.sources.pgbouncer.sample?.databases.map((d) => d.name), config.pgdataPath),
+    createSources(clients, config.sourceTimeoutMs, () => poller.snapshot.sources.pgbouncer.sample?.databases.map((d) => d.name), config.pgdataPath, config.backupStatusPath),
     {
     intervalMs: config.pollIntervalMs,
     downIntervalMs: config.downPollIntervalMs,

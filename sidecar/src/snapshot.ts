@@ -1,4 +1,5 @@
 import type { Snapshot } from './poller.js';
+import type { BackupsSample } from './sources/backups.js';
 import type { DiskSample } from './sources/disk.js';
 import type { PgBouncerSample } from './sources/pgbouncer.js';
 import type { PostgresSample } from './sources/postgres.js';
@@ -13,6 +14,8 @@ export type StackSamples = {
   redis: RedisSample;
   /** The filesystem of Postgres's data directory (SIDECAR_PGDATA_PATH). */
   disk: DiskSample;
+  /** The backup service's status file (SIDECAR_BACKUP_STATUS_PATH); never fails a poll. */
+  backups: BackupsSample;
 };
 
 export type StackSnapshot = Snapshot<StackSamples>;

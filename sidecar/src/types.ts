@@ -47,6 +47,8 @@ export interface Config {
   http: { maxConnectionsPerAddress: number; newConnectionsPerSecondPerAddress: number };
   /** A read-only mount of Postgres's data volume, watched with statfs (undefined: not watched). */
   pgdataPath: string | undefined;
+  /** The backup service's status.json (undefined: backups are not watched). */
+  backupStatusPath: string | undefined;
   alerts: {
     forMs: number;
     resolveForMs: number;

@@ -14,6 +14,13 @@ export const RULE_NAMES = [
   'redis_memory',
   'redis_rejected_connections',
   'replica_lag',
+  'archive_failing',
+  'archive_lag',
+  'wal_dropped',
+  'backup_failed',
+  'backup_overdue',
+  'backup_repository_error',
+  'backup_service_down',
 ] as const;
 
 export type RuleName = (typeof RULE_NAMES)[number];

@@ -5,6 +5,7 @@
 import { isSidecarPool, poolFigures } from '../pools.js';
 import type { StackSnapshot } from '../snapshot.js';
 import { usedPercent } from '../sources/disk.js';
+import type { BackupsSample } from '../sources/backups.js';
 import { clientConnections, usableConnections } from '../sources/postgres.js';
 import type { PoolScope } from '../types.js';
 import type { RuleName, RuleOverride } from './names.js';
@@ -34,8 +35,20 @@ export interface Rule {
   observe: (snap: StackSnapshot, prev: StackSnapshot | undefined, ctx: RuleContext) => Observation[];
 }
 
+/** How long wal_dropped stays firing after the backup service found WAL missing. */
+export const WAL_DROPPED_ALERT_WINDOW_MS = 15 * 60_000;
+
 /** How long backend_restarted stays firing after a restart was seen. */
 export const RESTART_ALERT_WINDOW_MS = 15 * 60_000;
+
+/** The backups source when its status file is watched (SIDECAR_BACKUP_STATUS_PATH). */
+const watchedBackups = (snap: StackSnapshot): BackupsSample | undefined => {
+  const b = snap.sources.backups.sample;
+  return b && b.path !== null ? b : undefined;
+};
+const pollSeconds = (snap: StackSnapshot) => (snap.lastPollAt === null ? Date.now() : Date.parse(snap.lastPollAt)) / 1000;
+/** Status file ages above this are "no status" (value of backup_service_down when none can be read). */
+export const NO_BACKUP_STATUS = 1e9;
 
 const pct = (part: number, whole: number) => (whole > 0 ? (part / whole) * 100 : 0);
 const fmt = (n: number, digits = 1) => (Math.round(n * 10 ** digits) / 10 ** digits).toString();
@@ -197,6 +210,125 @@ export const DEFAULT_RULES: Rule[] = [
     observe: (snap) => {
       const s = snap.sources.postgres.sample;
       return s?.isReplica ? [{ labels: {}, value: s.replicationLagSeconds, describe: (v) => `Replica replay lag is ${fmt(v)} s` }] : [];
+    },
+  },
+  {
+    // The archiver's latest attempt failed (pg_stat_archiver: last_failed_time after
+    // last_archived_time): point-in-time recovery stops at the last archived segment and WAL
+    // piles up in pg_wal. Resolves at the next successful archive.
+    name: 'archive_failing',
+    critical: 1,
+    observe: (snap) => {
+      const a = snap.sources.postgres.sample?.archiver;
+      if (!a || a.mode === 'off') return [];
+      const failing = a.failedCount > 0 && a.lastFailedTime > a.lastArchivedTime;
+      return [{
+        labels: {},
+        value: failing ? 1 : 0,
+        describe: () => `WAL archiving fails: ${a.lastFailedWal} failed at ${new Date(a.lastFailedTime * 1000).toISOString()} (${a.failedCount} failures since the stats reset; last success ${a.lastArchivedWal || 'never'}); ${a.readySegments} segments wait in pg_wal. See the postgres log (archive-push) and the backup service`,
+      }];
+    },
+  },
+  {
+    // WAL is being written but not archived: seconds since the last successful archive while
+    // segments wait (.ready). An idle database (nothing waiting) never fires.
+    name: 'archive_lag',
+    warning: 300,
+    critical: 900,
+    observe: (snap) => {
+      const pg = snap.sources.postgres.sample;
+      const a = pg?.archiver;
+      if (!pg || !a || a.mode === 'off') return [];
+      const since = a.lastArchivedTime > 0 ? a.lastArchivedTime : pg.startTime;
+      const value = a.readySegments > 0 ? Math.max(0, pollSeconds(snap) - since) : 0;
+      return [{ labels: {}, value, describe: (v) => `${a.readySegments} WAL segments wait for archiving and the last one was archived ${fmt(v, 0)} s ago (${a.lastArchivedWal || 'none yet'}): the recovery point falls behind` }];
+    },
+  },
+  {
+    // WAL missing from the repository after the newest backup started (archive-push-queue-max
+    // dropped it while the repository was unreachable, or files were lost): point-in-time
+    // recovery cannot cross the gap. The backup service takes a full backup at once, which closes
+    // it for what follows; the alert stays for WAL_DROPPED_ALERT_WINDOW_MS after the gap was found
+    // (a full backup of a small database can close it before a poll sees it), so it is seen.
+    name: 'wal_dropped',
+    critical: 1,
+    forMs: 0,
+    observe: (snap) => {
+      const b = watchedBackups(snap);
+      if (!b || b.problem !== null) return [];
+      const open = b.walGap;
+      const last = b.lastWalGap;
+      const recent = last !== null && pollSeconds(snap) - last.detectedAt < WAL_DROPPED_ALERT_WINDOW_MS / 1000;
+      const g = open ?? (recent ? last : null);
+      return [{
+        labels: { stanza: b.stanza },
+        value: g ? 1 : 0,
+        describe: () =>
+          !g ? '' : open
+            ? `WAL is missing from the repository: ${g.missing} segments after ${g.after} (next present: ${g.before}); point-in-time recovery past ${g.after} is impossible until the full backup the backup service starts now completes`
+            : `WAL was missing from the repository (${g.missing} segments after ${g.after}, found ${new Date(last!.detectedAt * 1000).toISOString()}); the full backup since then restores point-in-time recovery from its end onwards, but no point inside the gap can be restored`,
+      }];
+    },
+  },
+  {
+    name: 'backup_failed',
+    warning: 1,
+    forMs: 0,
+    observe: (snap) => {
+      const r = watchedBackups(snap)?.lastRun;
+      if (!r) return [];
+      return [{ labels: {}, value: r.ok ? 0 : 1, describe: () => `The last ${r.type} backup (${r.reason}) failed at ${r.finishedAt} after ${r.durationSeconds} s: ${r.error ?? 'see the backup service log'}` }];
+    },
+  },
+  {
+    // Seconds past the schedule: the newest successful backup is older than the shorter of
+    // BACKUP_DIFF_EVERY and BACKUP_FULL_EVERY by more than the threshold (the margin, 1 h by
+    // default). No backup at all counts from the service's start plus its first-full delay.
+    name: 'backup_overdue',
+    warning: 3600,
+    forMs: 0,
+    observe: (snap) => {
+      const b = watchedBackups(snap);
+      if (!b || b.problem !== null || !b.schedule) return [];
+      const now = pollSeconds(snap);
+      const schedule = b.schedule;
+      const every = Math.min(schedule.diffEverySeconds, schedule.fullEverySeconds);
+      const newest = b.backups.reduce((t, e) => Math.max(t, e.stopTime), 0);
+      const value = newest > 0 ? now - newest - every : now - b.serviceStartedAt - schedule.firstFullDelaySeconds;
+      return [{
+        labels: { stanza: b.stanza },
+        value: Math.max(0, value),
+        describe: (v) => (newest > 0
+          ? `The newest backup finished at ${new Date(newest * 1000).toISOString()}, ${fmt(v / 3600, 1)} h later than the schedule (every ${fmt(every / 3600, 1)} h) allows`
+          : `No backup exists ${fmt((now - b.serviceStartedAt) / 60, 0)} min after the backup service started (the first full backup was due after ${schedule.firstFullDelaySeconds} s)`),
+      }];
+    },
+  },
+  {
+    // pgbackrest info failed (repository unreachable, wrong key) or reports a stanza or repository
+    // problem other than "no valid backups" before the first one.
+    name: 'backup_repository_error',
+    critical: 1,
+    observe: (snap) => {
+      const b = watchedBackups(snap);
+      if (!b || b.problem !== null) return [];
+      const repo = b.repos.find((r) => r.code !== 0 && r.code !== 2);
+      const stanza = b.stanzaStatus && b.stanzaStatus.code !== 0 && b.stanzaStatus.code !== 2 ? b.stanzaStatus : undefined;
+      const why = b.infoError ?? (repo ? `repo${repo.key}: ${repo.message} (code ${repo.code})` : stanza ? `stanza ${b.stanza}: ${stanza.message} (code ${stanza.code})` : null);
+      return [{ labels: { stanza: b.stanza }, value: why === null ? 0 : 1, describe: () => `The backup repository reports a problem: ${why ?? ''}` }];
+    },
+  },
+  {
+    // The backup service has not rewritten its status for this long (seconds): it is down, stuck
+    // or cannot write. A file that cannot be read at all counts as NO_BACKUP_STATUS.
+    name: 'backup_service_down',
+    warning: 180,
+    forMs: 60_000,
+    observe: (snap) => {
+      const b = watchedBackups(snap);
+      if (!b) return [];
+      const age = b.problem === null ? Math.max(0, pollSeconds(snap) - b.writtenAt) : NO_BACKUP_STATUS;
+      return [{ labels: {}, value: age, describe: (v) => (b.problem ?? `The backup service last wrote its status ${fmt(v, 0)} s ago (${b.path}): is it running? (docker compose ps backup)`) }];
     },
   },
 ];

@@ -50,6 +50,24 @@ export interface PostgresSample {
   replicationLagSeconds: number;
   /** pg_postmaster_start_time(), seconds since the epoch: it moves when Postgres restarts. */
   startTime: number;
+  archiver: Archiver;
+}
+
+/** pg_stat_archiver, and the WAL segments still waiting for archive_command. */
+export interface Archiver {
+  /** archive_mode (off, on, always). */
+  mode: string;
+  archivedCount: number;
+  failedCount: number;
+  lastArchivedWal: string;
+  lastFailedWal: string;
+  /** Seconds since the epoch; 0 when it never happened (since the last stats reset). */
+  lastArchivedTime: number;
+  lastFailedTime: number;
+  /** Seconds since the last successful archive; null when none. */
+  lastArchiveAgeSeconds: number | null;
+  /** Segments marked .ready in pg_wal/archive_status: written, not yet archived. */
+  readySegments: number;
 }
 
 export const SQL = {
@@ -75,11 +93,21 @@ export const SQL = {
                 WHERE xact_start IS NOT NULL AND backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()`,
   lockWaiting: `SELECT count(*) AS waiting FROM pg_catalog.pg_stat_activity WHERE wait_event_type = 'Lock'`,
   backends: `SELECT datid::text AS datid, datname, numbackends FROM pg_catalog.pg_stat_database WHERE datname IS NOT NULL`,
-  startTime: `SELECT extract(epoch FROM pg_catalog.pg_postmaster_start_time())::float8 AS start_time`,
-  replication: `SELECT pg_catalog.pg_is_in_recovery() AS is_replica,
-                       CASE WHEN pg_catalog.pg_is_in_recovery()
-                            THEN coalesce(extract(epoch FROM clock_timestamp() - pg_catalog.pg_last_xact_replay_timestamp()), 0)
-                            ELSE 0 END::float8 AS lag_seconds`,
+  // One row: recovery state and lag, the postmaster's start time, the archiver (pg_stat_archiver
+  // and the .ready files, pg_ls_archive_statusdir is granted to pg_monitor).
+  server: `SELECT pg_catalog.pg_is_in_recovery() AS is_replica,
+                  CASE WHEN pg_catalog.pg_is_in_recovery()
+                       THEN coalesce(extract(epoch FROM clock_timestamp() - pg_catalog.pg_last_xact_replay_timestamp()), 0)
+                       ELSE 0 END::float8 AS lag_seconds,
+                  extract(epoch FROM pg_catalog.pg_postmaster_start_time())::float8 AS start_time,
+                  pg_catalog.current_setting('archive_mode') AS archive_mode,
+                  a.archived_count, a.failed_count,
+                  coalesce(a.last_archived_wal, '') AS last_archived_wal, coalesce(a.last_failed_wal, '') AS last_failed_wal,
+                  coalesce(extract(epoch FROM a.last_archived_time), 0)::float8 AS last_archived_time,
+                  coalesce(extract(epoch FROM a.last_failed_time), 0)::float8 AS last_failed_time,
+                  extract(epoch FROM clock_timestamp() - a.last_archived_time)::float8 AS last_archive_age,
+                  (SELECT count(*) FROM pg_catalog.pg_ls_archive_statusdir() WHERE name LIKE '%.ready') AS ready_segments
+             FROM pg_catalog.pg_stat_archiver a`,
 } as const;
 
 export function parseSettings(rows: Row[]): Pick<PostgresSample, 'version' | 'maxConnections' | 'superuserReservedConnections' | 'reservedConnections'> {
@@ -121,9 +149,24 @@ export function parseBackends(rows: Row[]): DatabaseBackends[] {
   return rows.map((r) => ({ datid: str(r, 'datid'), datname: str(r, 'datname'), numbackends: num(r, 'numbackends') }));
 }
 
-export function parseReplication(rows: Row[]): Pick<PostgresSample, 'isReplica' | 'replicationLagSeconds'> {
+export function parseServer(rows: Row[]): Pick<PostgresSample, 'isReplica' | 'replicationLagSeconds' | 'startTime' | 'archiver'> {
   const r = rows[0] ?? {};
-  return { isReplica: r.is_replica === true || r.is_replica === 't', replicationLagSeconds: num(r, 'lag_seconds') };
+  return {
+    isReplica: r.is_replica === true || r.is_replica === 't',
+    replicationLagSeconds: num(r, 'lag_seconds'),
+    startTime: num(r, 'start_time'),
+    archiver: {
+      mode: str(r, 'archive_mode'),
+      archivedCount: num(r, 'archived_count'),
+      failedCount: num(r, 'failed_count'),
+      lastArchivedWal: str(r, 'last_archived_wal'),
+      lastFailedWal: str(r, 'last_failed_wal'),
+      lastArchivedTime: num(r, 'last_archived_time'),
+      lastFailedTime: num(r, 'last_failed_time'),
+      lastArchiveAgeSeconds: r.last_archive_age === null || r.last_archive_age === undefined ? null : num(r, 'last_archive_age'),
+      readySegments: num(r, 'ready_segments'),
+    },
+  };
 }
 
 export async function collectPostgres(db: Queryable): Promise<PostgresSample> {
@@ -134,9 +177,8 @@ export async function collectPostgres(db: Queryable): Promise<PostgresSample> {
   const oldestXactSeconds = num((await db.query(SQL.oldestXact))[0] ?? {}, 'seconds');
   const lockWaiting = num((await db.query(SQL.lockWaiting))[0] ?? {}, 'waiting');
   const backends = parseBackends(await db.query(SQL.backends));
-  const replication = parseReplication(await db.query(SQL.replication));
-  const startTime = num((await db.query(SQL.startTime))[0] ?? {}, 'start_time');
-  return { ...settings, activity, databases, idleInTransaction, oldestXactSeconds, lockWaiting, backends, ...replication, startTime };
+  const server = parseServer(await db.query(SQL.server));
+  return { ...settings, activity, databases, idleInTransaction, oldestXactSeconds, lockWaiting, backends, ...server };
 }
 
 const iso = (epochSeconds: number) => new Date(epochSeconds * 1000).toISOString();

@@ -60,12 +60,16 @@ describe('dev stack bring-up', () => {
       const info = await stack.inspect(id);
       states[service] = service === 'migrate' ? `exited:${info.State.ExitCode}` : (info.State.Health?.Status ?? 'no-healthcheck');
     }
-    expect(states).toEqual({ postgres: 'healthy', pgbouncer: 'healthy', redis: 'healthy', sidecar: 'healthy', migrate: 'exited:0' });
+    expect(states).toEqual({ postgres: 'healthy', pgbouncer: 'healthy', redis: 'healthy', backup: 'healthy', sidecar: 'healthy', migrate: 'exited:0' });
   });
 
   it('publishes every service on 127.0.0.1 only', async () => {
     for (const { service, id } of await stack.containers()) {
-      if (service === 'migrate') continue;
+      // The migration job and the backup service publish nothing.
+      if (service === 'migrate' || service === 'backup') {
+        expect(Object.values((await stack.inspect(id)).NetworkSettings.Ports ?? {}).flat().filter(Boolean), service).toEqual([]);
+        continue;
+      }
       const ports = (await stack.inspect(id)).NetworkSettings.Ports;
       const bindings = Object.values(ports).flatMap((b) => b ?? []);
       expect(bindings.length, service).toBeGreaterThan(0);

@@ -99,7 +99,7 @@ describe('prod stack: upgrades and bring-ups', () => {
     const r = await run(join(ROOT, 'scripts/clean.sh'), ['--yes', '-p', stack.project, '--env-file', join(ROOT, '.env.example')]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/refusing: project 'poolguard-test-prod' runs docker-compose.prod.yml/);
-    expect((await stack.containers()).length).toBe(5);
+    expect((await stack.containers()).length).toBe(7);
   });
 });
 
@@ -213,7 +213,7 @@ describe('prod stack', () => {
   });
 
   it('every container runs as a non-root user', async () => {
-    for (const service of ['postgres', 'pgbouncer', 'redis', 'sidecar']) {
+    for (const service of ['postgres', 'pgbouncer', 'redis', 'sidecar', 'backup', 'pgbackrest']) {
       const r = await stack.exec(service, ['id', '-u']);
       expect(r.code, service).toBe(0);
       expect(Number(r.stdout.trim()), service).toBeGreaterThan(0);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, Stack, run, sleep } from '../e2e/stack.js';
-import { backendDown, bankText, cgroupMemoryPeak, checkBank, type Backend, errorsText, lostInserts, partition, record, recordSettings, redisText, seedBank, startLoad, startRedisLedger, startScript, waitUntil } from './harness.js';
+import { backendDown, bankText, cgroupMemoryPeak, checkBank, type Backend, errorsText, lostInserts, partition, record, recordSettings, redisText, seedBank, startLoad, startRedisLedger, startScript, superSql, waitUntil } from './harness.js';
 
 const SIDECAR_PORT = 38788;
 let stack: Stack;
@@ -20,7 +20,9 @@ async function id(service: string): Promise<string> {
 
 beforeAll(async () => {
   const secretsDir = join(mkdtempSync(join(tmpdir(), 'poolguard-test-fault-prod-')), 'secrets');
-  stack = Stack.prod('poolguard-test-fault-prod', { PUBLISH_SIDECAR_PORT: String(SIDECAR_PORT) }, secretsDir);
+  // Backups: the first full soon, the schedule looked at every 2 s, and a small archive queue so
+  // the WAL-dropped test needs only a few segments.
+  stack = Stack.prod('poolguard-test-fault-prod', { PUBLISH_SIDECAR_PORT: String(SIDECAR_PORT), BACKUP_FIRST_FULL_DELAY: '2s', BACKUP_CHECK_INTERVAL: '2s', BACKUP_ARCHIVE_QUEUE_MAX: '64MB' }, secretsDir);
   expect((await run(join(ROOT, 'scripts/gen-secrets.sh'), [secretsDir])).code).toBe(0);
   // Secret files full of URL-special characters and quotes (gen-secrets makes URL-safe ones):
   // the whole stack must work with them.
@@ -324,6 +326,95 @@ describe('prod stack: faults and security', () => {
     // commandTimeout 2 s, plus the ledger's 100 ms pause after an error and scheduling on 2 cores.
     expect(r.summary.longestAttemptMs, 'no command hangs past the client timeout').toBeLessThan(2000 + 1500);
     expect(sidecarOk, 'the sidecar is not cut off from Redis').toBe(sidecarChecks);
+  });
+
+  // Backups on the prod file: the repository lives on the backup service, so stopping it makes
+  // the repository unreachable for Postgres's archive-push (over TLS).
+  const auth = () => ({ authorization: `Bearer ${secrets.sidecar_token}` });
+  const firing = async () => ((await (await fetch(`http://127.0.0.1:${SIDECAR_PORT}/alerts`, { headers: auth() })).json()) as { items: { name: string; summary: string; since: string }[] }).items;
+  const scrape = async () => (await fetch(`http://127.0.0.1:${SIDECAR_PORT}/metrics`, { headers: auth() })).text();
+  const value = (text: string, name: string) => Number(new RegExp(`^${name} ([\\d.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const backupStatus = async () => JSON.parse((await stack.exec('backup', ['poolguard-backup', 'status'])).stdout) as { lastRun: { reason: string; ok: boolean; type: string } | null; walGap: unknown; lastWalGap: { after: string; missing: number } | null };
+  /** n WAL segments written and switched (a few kB each, 16 MB each in the archive queue). */
+  async function switchSegments(n: number): Promise<void> {
+    await superSql(stack, 'CREATE TABLE IF NOT EXISTS wal_filler (x text)');
+    for (let i = 0; i < n; i++) await superSql(stack, "INSERT INTO wal_filler SELECT repeat('x', 100) FROM generate_series(1, 100); SELECT pg_switch_wal()");
+  }
+
+  it('the backup service stopped under writes (prod file): Postgres keeps serving, archive_failing fires, archiving catches up when it returns and the alert resolves', async () => {
+    await waitUntil('the first full backup in /metrics', async () => /^pgbackrest_backup_info\{[^}]*backup_type="full"/m.test(await scrape()), 120_000, 1000);
+    const secretsDir = stack.extraEnv.POOLGUARD_SECRETS_DIR!;
+    const writer = 'prod-backup-stopped';
+    const load = await startLoad(stack, { clients: 4, durationMs: 90_000, writer, idBase: 7e12, secretsDir });
+    await sleep(3000);
+    await stack.mustCompose(['stop', 'backup']);
+    const stoppedAt = Date.now();
+    await switchSegments(3); // 48 MB queued: under BACKUP_ARCHIVE_QUEUE_MAX (64MB), nothing dropped
+    const firedMs = await waitUntil('archive_failing firing', async () => (await firing()).some((a) => a.name === 'archive_failing'), 120_000, 500);
+    const firedAfterS = (Date.now() - stoppedAt) / 1000;
+    const during = await scrape();
+    const waiting = value(during, 'poolguard_pg_archive_ready_segments');
+    const summaryText = (await firing()).find((a) => a.name === 'archive_failing')?.summary ?? '';
+    await sleep(10_000); // down for a while, writes going on
+    await stack.mustCompose(['start', 'backup']);
+    const startedAt = Date.now();
+    await waitUntil('archiving caught up and archive_failing resolved', async () => {
+      const text = await scrape();
+      return value(text, 'poolguard_pg_archive_ready_segments') === 0 && !(await firing()).some((a) => a.name === 'archive_failing');
+    }, 240_000, 1000, async () => JSON.stringify(await firing()));
+    const caughtUpS = (Date.now() - startedAt) / 1000;
+    const { summary, ackedIds } = await load.result();
+    const lost = await lostInserts(stack, writer, ackedIds);
+    const archived = value(await scrape(), 'pg_stat_archiver_archived_count');
+    record({
+      scenario: '17. backup service stopped under writes (prod file)',
+      load: `${summary.clients} clients inserting through PgBouncer (TLS), 90 s`,
+      injected: 'docker compose stop backup (the repository host) for ~25 s, 3 WAL segments switched meanwhile',
+      figures: `archive_failing fired ${firedAfterS.toFixed(1)} s after the stop ("${summaryText.slice(0, 110)}"), ${waiting} segments waiting; after the start, archiving caught up and the alert resolved in ${caughtUpS.toFixed(1)} s (archived ${archived}); writes: ${summary.acked} acknowledged, ${lost} lost, errors ${errorsText(summary.errors)}`,
+    });
+    expect(firedMs).toBeGreaterThan(0);
+    expect(waiting).toBeGreaterThanOrEqual(1);
+    expect(summary.errors, 'Postgres kept serving while the repository was away').toEqual({});
+    expect(lost).toBe(0);
+    expect(summary.acked).toBeGreaterThan(500);
+  });
+
+  it('WAL past archive-push-queue-max while the repository is away (prod file): dropped, wal_dropped fires, the backup service takes a full backup by itself', async () => {
+    const fullsBefore = (await scrape()).match(/^pgbackrest_backup_info\{[^}]*backup_type="full"/gm)?.length ?? 0;
+    const archivedBefore = value(await scrape(), 'pg_stat_archiver_archived_count');
+    await stack.mustCompose(['stop', 'backup']);
+    const stoppedAt = Date.now();
+    await switchSegments(7); // 112 MB queued: past BACKUP_ARCHIVE_QUEUE_MAX (64MB)
+    await waitUntil('archive-push reporting dropped WAL as archived', async () => value(await scrape(), 'pg_stat_archiver_archived_count') > archivedBefore, 180_000, 1000);
+    const droppedAfterS = (Date.now() - stoppedAt) / 1000;
+    const pgLog = await stack.mustCompose(['logs', '--no-color', '--since', new Date(stoppedAt - 1000).toISOString(), 'postgres']);
+    const dropLine = /[^\n]*dropped WAL file[^\n]*/.exec(pgLog)?.[0] ?? '';
+    await stack.mustCompose(['start', 'backup']);
+    const startedAt = Date.now();
+    let alertText = '';
+    const alertMs = await waitUntil('wal_dropped firing', async () => {
+      const a = (await firing()).find((x) => x.name === 'wal_dropped');
+      alertText = a?.summary ?? '';
+      return a !== undefined;
+    }, 120_000, 500);
+    let status = await backupStatus();
+    await waitUntil('a full backup taken because WAL is missing, and no gap left after it', async () => {
+      status = await backupStatus();
+      return status.lastRun?.ok === true && /WAL is missing from the repository/.test(status.lastRun.reason) && status.walGap === null;
+    }, 180_000, 1000, async () => JSON.stringify(status));
+    const fullS = (Date.now() - startedAt) / 1000;
+    const fullsAfter = (await scrape()).match(/^pgbackrest_backup_info\{[^}]*backup_type="full"/gm)?.length ?? 0;
+    const check = await stack.exec('backup', ['pgbackrest', 'check']);
+    record({
+      scenario: '18. WAL past archive-push-queue-max (prod file)',
+      load: 'idle prod stack',
+      injected: 'backup service stopped, 7 WAL segments (112 MB) switched with BACKUP_ARCHIVE_QUEUE_MAX=64MB',
+      figures: `pgBackRest reported the WAL archived after ${droppedAfterS.toFixed(1)} s ("${dropLine.replace(/^.*?(WARN|P\d+)/, '$1').slice(0, 120)}"); wal_dropped fired ${(alertMs / 1000).toFixed(1)} s after the backup service started ("${alertText.slice(0, 120)}"); the automatic full backup done ${fullS.toFixed(1)} s after the start (${status.lastWalGap?.missing} segments were missing after ${status.lastWalGap?.after}); pgbackrest check exit ${check.code}`,
+    });
+    expect(dropLine, 'the postgres log says WAL was dropped').not.toBe('');
+    expect(fullsAfter).toBeGreaterThan(fullsBefore);
+    expect(status.lastWalGap?.missing).toBeGreaterThan(0);
+    expect(check.code, check.stderr).toBe(0);
   });
 
   // kill -9 of each backend's main process by its host PID (docker kill would count as a manual

@@ -44,7 +44,7 @@ describe('rules (pure functions of the snapshot)', () => {
 
   it('backend_down: one observation per backend, 1 when down', () => {
     const snap = snapshot({ redis: state<RedisSample>(undefined, 'connect ECONNREFUSED') });
-    expect(values('backend_down', snap).map((o) => [o.labels.backend, o.value])).toEqual([['pgbouncer', 0], ['probe', 0], ['postgres', 0], ['redis', 1], ['disk', 0]]);
+    expect(values('backend_down', snap).map((o) => [o.labels.backend, o.value])).toEqual([['pgbouncer', 0], ['probe', 0], ['postgres', 0], ['redis', 1], ['disk', 0], ['backups', 0]]);
     expect(values('backend_down', snap)[3]?.text).toBe('redis is down: connect ECONNREFUSED');
   });
 
