@@ -13,7 +13,7 @@ env_get       = $$(source scripts/lib.sh && env_get $(ENV_FILE) $(1))
 prod_get      = $$(source scripts/lib.sh && env_get $(PROD_ENV) $(1))
 
 .PHONY: help setup env build up down ps logs health urls passwords migrate psql psql-direct pgbouncer-admin \
-        backup backups restore restore-check prod-secrets prod-up prod-down prod-ps prod-logs rotate test test-unit test-e2e test-fault reliability bench lint clean
+        backup backups restore restore-check backup-bench prod-secrets prod-up prod-down prod-ps prod-logs rotate test test-unit test-e2e test-fault reliability bench lint clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -78,6 +78,9 @@ backups: ## What the backup repository holds (each backup, sizes, WAL range) and
 
 restore: ## Restore Postgres (stopped first): latest, TARGET_TIME='2026-12-02 14:05:00+00' or TARGET_LSN=0/3000060; CONFIRM=yes
 	@$(BACKUP) restore $(if $(TARGET_TIME),--time "$(TARGET_TIME)") $(if $(TARGET_LSN),--lsn "$(TARGET_LSN)") $(if $(filter yes,$(CONFIRM)),--yes) $(BACKUP_ENV)
+
+backup-bench: ## Backup timings on the dev stack (manual, minutes): SCALE=65 (~1 GB) full backup, restore-check, archive lag under pgbench
+	@scripts/backup-bench.sh --scale $(or $(SCALE),65) --seconds $(or $(SECONDS_UNDER_LOAD),60) -- --env-file $(ENV_FILE)
 
 restore-check: ## Restore the latest backup into a scratch container, amcheck + row counts, report, discard
 	@$(BACKUP) restore-check $(BACKUP_ENV)

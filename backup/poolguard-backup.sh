@@ -27,6 +27,7 @@ die() { log "ERROR: $*"; exit 1; }
 # shellcheck source=scripts/secret-env.sh
 source /usr/local/lib/poolguard/secret-env.sh
 for tool in pgbackrest jq; do command -v "$tool" >/dev/null || die "$tool is missing from the image"; done
+# `pgbackrest` here is the wrapper that reads the repository key (backup/pgbackrest-wrapper.sh).
 
 STATUS_DIR="${BACKUP_STATUS_DIR:-/var/lib/poolguard/backup-status}"
 STATUS="$STATUS_DIR/status.json"
@@ -51,11 +52,14 @@ load_config() {
   CHECK_EVERY="$(seconds BACKUP_CHECK_INTERVAL "${BACKUP_CHECK_INTERVAL:-30s}")"
   [ "$CHECK_EVERY" -ge 1 ] || die "BACKUP_CHECK_INTERVAL must be at least 1s"
   if [ "$FULL_EVERY" -lt 60 ] || [ "$DIFF_EVERY" -lt 60 ]; then die "BACKUP_FULL_EVERY and BACKUP_DIFF_EVERY must be at least 60s"; fi
-  secret_export PGBACKREST_REPO1_CIPHER_PASS || die "$SECRET_PROBLEM"
-  if [ -n "${PGBACKREST_REPO1_CIPHER_TYPE:-}" ] && [ "${PGBACKREST_REPO1_CIPHER_TYPE}" != none ] && [ -z "${PGBACKREST_REPO1_CIPHER_PASS:-}" ]; then
+  # The key itself is read by the pgbackrest wrapper (backup/pgbackrest-wrapper.sh) at each call;
+  # here only whether it can be: a missing or unreadable key stops the service at once.
+  local key=0
+  secret_get PGBACKREST_REPO1_CIPHER_PASS || key=$?
+  [ "$key" -ne 1 ] || die "$SECRET_PROBLEM"
+  if [ -n "${PGBACKREST_REPO1_CIPHER_TYPE:-}" ] && [ "${PGBACKREST_REPO1_CIPHER_TYPE}" != none ] && [ "$key" -eq 2 ]; then
     die "PGBACKREST_REPO1_CIPHER_TYPE=${PGBACKREST_REPO1_CIPHER_TYPE} needs the repository key: set PGBACKREST_REPO1_CIPHER_PASS_FILE (prod: the pgbackrest_cipher_pass secret)"
   fi
-  [ -n "${PGBACKREST_REPO1_CIPHER_PASS:-}" ] || unset PGBACKREST_REPO1_CIPHER_PASS
   mkdir -p "$STATUS_DIR" "$STATE_DIR" 2>/dev/null || die "cannot create $STATUS_DIR or $STATE_DIR (mount writable volumes there)"
 }
 
@@ -247,7 +251,7 @@ case "${1:-serve}" in
     write_status "$(read_info)" null
     pgbackrest info >&2 || true
     exit "$rc" ;;
-  info) pgbackrest info ;;
+  info) load_config; pgbackrest info ;;
   status) cat "$STATUS" ;;
   healthcheck)
     load_config >/dev/null 2>&1 || exit 1

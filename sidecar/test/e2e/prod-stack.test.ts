@@ -173,19 +173,19 @@ describe('prod stack: an app service joining it (examples/app.prod.yml)', () => 
 describe('prod stack', () => {
   it('gen-secrets made every secret strong and refuses to overwrite without --force', async () => {
     expect(Object.keys(secrets).sort()).toEqual([
-      'app_password', 'monitor_password', 'pgbouncer_admin_password', 'pgbouncer_auth_password',
+      'app_password', 'monitor_password', 'pgbackrest_cipher_pass', 'pgbouncer_admin_password', 'pgbouncer_auth_password',
       'pgbouncer_stats_password', 'postgres_password', 'redis_password', 'sidecar_token',
     ]);
     for (const v of Object.values(secrets)) expect(v).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(new Set(Object.values(secrets)).size).toBe(8);
+    expect(new Set(Object.values(secrets)).size).toBe(9);
     const dir = stack.extraEnv.POOLGUARD_SECRETS_DIR!;
     const again = await run(join(ROOT, 'scripts/gen-secrets.sh'), [dir]);
-    expect(again.stderr).toMatch(/0 created, 8 kept/);
+    expect(again.stderr).toMatch(/0 created, 9 kept .*; PgBouncer TLS certificate kept; backup TLS certificates kept/);
     expect(readFileSync(join(dir, 'app_password'), 'utf8')).toBe(secrets.app_password);
   });
 
   it('every long-running service is healthy; the sidecar answers 200', async () => {
-    for (const s of ['postgres', 'pgbouncer', 'redis', 'sidecar']) expect(inspected[s]?.State.Health?.Status, s).toBe('healthy');
+    for (const s of ['postgres', 'pgbouncer', 'redis', 'sidecar', 'backup', 'pgbackrest']) expect(inspected[s]?.State.Health?.Status, s).toBe('healthy');
     expect(inspected.migrate?.State.ExitCode).toBe(0);
     const res = await fetch(`http://127.0.0.1:${SIDECAR_PORT}/health`);
     const body = (await res.json()) as { healthy: boolean; pgbouncer: { version: string | null } };

@@ -103,8 +103,13 @@ describe('sidecar monitor (integration)', () => {
     expect((await getJson(sidecar, '/health')).status).toBe(200);
     const text = await metrics();
     const present = FAMILIES.filter((f) => new RegExp(`^${f.name}(\\{| )`, 'm').test(text)).map((f) => f.name);
-    // Absent by design here: the replica-side Redis link (a primary) and per-db key counts (no keys yet).
-    expect(FAMILIES.map((f) => f.name).filter((n) => !present.includes(n))).toEqual(['redis_master_link_up', 'redis_db_keys']);
+    // Absent by design here: the replica-side Redis link (a primary), per-db key counts (no keys
+    // yet), the age of the last archive (a bare Postgres container does not archive) and the
+    // backup families (no SIDECAR_BACKUP_STATUS_PATH: backups are not watched).
+    const backups = FAMILIES.map((f) => f.name).filter((n) => /^(pgbackrest_|poolguard_backup_)/.test(n));
+    expect(backups.length).toBeGreaterThan(15);
+    expect(FAMILIES.map((f) => f.name).filter((n) => !present.includes(n))).toEqual(['pg_stat_archiver_last_archive_age', ...backups, 'redis_master_link_up', 'redis_db_keys']);
+    expect(text).toMatch(/^poolguard_pg_archive_mode_on 0$/m);
     expect(text).toMatch(/^pgbouncer_pools_server_idle_connections\{database="app",user="pgbouncer_auth"\} \d+$/m);
     expect(text).toMatch(/^pgbouncer_databases_pool_size\{name="app",host="postgres",port="5432",database="app",force_user="",pool_mode=""\} 25$/m);
     expect(text).toMatch(/^pgbouncer_stats_sql_transactions_pooled_total\{database="app"\} \d+/m);

@@ -6,7 +6,7 @@
 // script behind make backup / backups / restore / restore-check.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, Stack, publish, run, sleep } from '../e2e/stack.js';
-import { errorsText, record, recordSettings, startLoad, superSql, waitUntil } from './harness.js';
+import { errorsText, mainPid, record, recordSettings, startLoad, superSql, waitUntil } from './harness.js';
 
 const PORTS = { postgres: 35442, pgbouncer: 36442, redis: 36389, sidecar: 38797 };
 const PROJECT = 'poolguard-test-fault-backup';
@@ -92,7 +92,7 @@ describe('backups and point-in-time recovery (dev file)', () => {
     expect(shown.stdout).toContain(newest.label);
     expect(shown.stdout).toMatch(/last run: full ok/);
     record({
-      scenario: '13a. first backup and make backup (dev file)',
+      scenario: '17a. first backup and make backup (dev file)',
       load: 'idle dev stack, then pgbench scale 3',
       injected: 'none: the schedule (BACKUP_FIRST_FULL_DELAY 2 s) and `make backup`',
       figures: `first full backup in /metrics ${(ms / 1000).toFixed(1)} s after compose up returned; make backup of ${(newest.info.size / 2 ** 20).toFixed(0)} MiB: ${took.toFixed(1)} s (backup ${newest.timestamp.stop - newest.timestamp.start} s, ${(newest.info.repository.size / 2 ** 20).toFixed(1)} MiB in the repository, zstd)`,
@@ -113,7 +113,7 @@ describe('backups and point-in-time recovery (dev file)', () => {
     const left = await run('docker', ['volume', 'ls', '-q', '--filter', `name=${PROJECT}_restore_check_`]);
     expect(left.stdout.trim(), 'the scratch volume is removed').toBe('');
     record({
-      scenario: '13b. make restore-check (dev file)',
+      scenario: '17b. make restore-check (dev file)',
       load: 'idle dev stack after its first backups',
       injected: 'none',
       figures: `passed in ${took.toFixed(1)} s: ${/pgbackrest restore: done in \d+ s \([^)]*\)/.exec(r.stderr)?.[0]}; ${/amcheck on .*: done in \d+ s/.exec(r.stderr)?.[0]}`,
@@ -157,7 +157,7 @@ describe('backups and point-in-time recovery (dev file)', () => {
     const probe = await startLoad(stack, { clients: 1, durationMs: 1000, writer: 'after-restore', idBase: 9_000_000 });
     const p = await probe.result();
     record({
-      scenario: '13c. point-in-time recovery under writes (dev file)',
+      scenario: '17c. point-in-time recovery under writes (dev file)',
       load: `4 clients inserting through PgBouncer, ${acks.length} acknowledged rows in 12 s`,
       injected: 'target time noted mid-load, pg_switch_wal(), DROP TABLE ledger, postgres stopped, make restore TARGET_TIME=<noted> CONFIRM=yes',
       figures: `${lost.length} of ${before.length} rows committed before the target missing, ${extra.length} of ${after.length} rows begun after it present; last restored commit ${recoveryPointS.toFixed(3)} s before the target; restore ${took.toFixed(1)} s end to end; ${p.ackedIds.length} inserts through PgBouncer right after`,
@@ -178,7 +178,7 @@ describe('backups and point-in-time recovery (dev file)', () => {
       return info[0]?.status?.lock?.backup?.held === true;
     }, 60_000, 200);
     await sleep(1500);
-    const pid = (await run('docker', ['inspect', '-f', '{{.State.Pid}}', (await stack.containers()).find((c) => c.service === 'postgres')!.id])).stdout.trim();
+    const { pid } = await mainPid((await stack.containers()).find((c) => c.service === 'postgres')!.id);
     expect((await run('kill', ['-9', pid])).code).toBe(0);
     const killed = await backup;
     expect(killed.code, `the backup in progress failed: ${killed.stderr.slice(-400)}`).not.toBe(0);
@@ -188,7 +188,7 @@ describe('backups and point-in-time recovery (dev file)', () => {
     expect(next.code, next.stderr).toBe(0);
     const verified = await checkAndVerify();
     record({
-      scenario: '13d. kill -9 Postgres during a backup (dev file)',
+      scenario: '17d. kill -9 Postgres during a backup (dev file)',
       load: '2 clients inserting through PgBouncer',
       injected: 'kill -9 of the postmaster 1.5 s into a full backup (zstd level 19, to be mid-copy)',
       figures: `that backup exited ${killed.code} (${(/ERROR: \[\d+\][^\n]*/.exec(killed.stderr + killed.stdout)?.[0] ?? '?').slice(0, 120)}); Postgres started again; the next full backup succeeded; ${verified}`,
@@ -202,7 +202,7 @@ describe('backups and point-in-time recovery (dev file)', () => {
       for (let i = 0; i < 200 && seen === 0; i++) await superSql(stack, 'SELECT pg_switch_wal()').catch(() => undefined);
     })();
     await waitUntil('an archive-push process in the Postgres container', async () => (seen = await archivePushes()) > 0, 60_000, 10);
-    const pid = (await run('docker', ['inspect', '-f', '{{.State.Pid}}', (await stack.containers()).find((c) => c.service === 'postgres')!.id])).stdout.trim();
+    const { pid } = await mainPid((await stack.containers()).find((c) => c.service === 'postgres')!.id);
     expect((await run('kill', ['-9', pid])).code).toBe(0);
     await switcher;
     await restartPostgres();
@@ -212,7 +212,7 @@ describe('backups and point-in-time recovery (dev file)', () => {
     const verified = await checkAndVerify();
     const text = await metrics();
     record({
-      scenario: '13e. kill -9 Postgres while archive-push runs (dev file)',
+      scenario: '17e. kill -9 Postgres while archive-push runs (dev file)',
       load: '2 clients inserting through PgBouncer, pg_switch_wal() in a loop',
       injected: `kill -9 of the postmaster while ${seen} archive-push process(es) ran`,
       figures: `Postgres started again and archived on (pg_stat_archiver_archived_count ${metric(text, /^pg_stat_archiver_archived_count (\d+)/m)}); the next incremental backup succeeded; ${verified}`,

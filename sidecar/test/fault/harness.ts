@@ -274,6 +274,21 @@ export function cgroupMemoryPeak(fullId: string, reset = false): number {
   throw new Error(`no readable memory high-water mark for container ${fullId} (tried ${files.join(', ')})`);
 }
 
+/**
+ * The host PID of a container's main process: PID 1, or its one child when PID 1 is tini (the
+ * postgres and backup images run under tini, so that orphans are not reaped by the postmaster).
+ * kill -9 of it is a crash of the server itself.
+ */
+export async function mainPid(container: string): Promise<{ pid: string; comm: string }> {
+  const pid1 = (await run('docker', ['inspect', '-f', '{{.State.Pid}}', container])).stdout.trim();
+  if (!/^[1-9]\d*$/.test(pid1)) throw new Error(`container ${container} has no running process (${pid1})`);
+  const comm = (await run('ps', ['-o', 'comm=', '-p', pid1])).stdout.trim();
+  if (comm !== 'tini') return { pid: pid1, comm };
+  const children = (await run('pgrep', ['-P', pid1])).stdout.trim().split('\n').filter(Boolean);
+  if (children.length !== 1) throw new Error(`tini (host PID ${pid1}) in ${container} has ${children.length} children: ${children.join(' ')}`);
+  return { pid: children[0]!, comm: (await run('ps', ['-o', 'comm=', '-p', children[0]!])).stdout.trim() };
+}
+
 export type Backend = 'pgbouncer' | 'postgres' | 'redis';
 
 /** Whether a /health body reports the backend down (Redis says available, the others healthy). */

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, Stack, run, sleep } from '../e2e/stack.js';
-import { backendDown, bankText, cgroupMemoryPeak, checkBank, type Backend, errorsText, lostInserts, partition, record, recordSettings, redisText, seedBank, startLoad, startRedisLedger, startScript, superSql, waitUntil } from './harness.js';
+import { backendDown, bankText, cgroupMemoryPeak, checkBank, type Backend, errorsText, lostInserts, mainPid, partition, record, recordSettings, redisText, seedBank, startLoad, startRedisLedger, startScript, superSql, waitUntil } from './harness.js';
 
 const SIDECAR_PORT = 38788;
 let stack: Stack;
@@ -367,7 +367,7 @@ describe('prod stack: faults and security', () => {
     const lost = await lostInserts(stack, writer, ackedIds);
     const archived = value(await scrape(), 'pg_stat_archiver_archived_count');
     record({
-      scenario: '17. backup service stopped under writes (prod file)',
+      scenario: '18a. backup service stopped under writes (prod file)',
       load: `${summary.clients} clients inserting through PgBouncer (TLS), 90 s`,
       injected: 'docker compose stop backup (the repository host) for ~25 s, 3 WAL segments switched meanwhile',
       figures: `archive_failing fired ${firedAfterS.toFixed(1)} s after the stop ("${summaryText.slice(0, 110)}"), ${waiting} segments waiting; after the start, archiving caught up and the alert resolved in ${caughtUpS.toFixed(1)} s (archived ${archived}); writes: ${summary.acked} acknowledged, ${lost} lost, errors ${errorsText(summary.errors)}`,
@@ -380,7 +380,9 @@ describe('prod stack: faults and security', () => {
   });
 
   it('WAL past archive-push-queue-max while the repository is away (prod file): dropped, wal_dropped fires, the backup service takes a full backup by itself', async () => {
-    const fullsBefore = (await scrape()).match(/^pgbackrest_backup_info\{[^}]*backup_type="full"/gm)?.length ?? 0;
+    // From the repository itself (the sidecar's copy can be a poll behind).
+    const newestFull = async () => (JSON.parse((await stack.exec('backup', ['pgbackrest', '--output=json', 'info'])).stdout) as { backup: { label: string; type: string }[] }[])[0]!.backup.filter((b) => b.type === 'full').map((b) => b.label).sort().at(-1);
+    const fullBefore = await newestFull();
     const archivedBefore = value(await scrape(), 'pg_stat_archiver_archived_count');
     await stack.mustCompose(['stop', 'backup']);
     const stoppedAt = Date.now();
@@ -403,18 +405,35 @@ describe('prod stack: faults and security', () => {
       return status.lastRun?.ok === true && /WAL is missing from the repository/.test(status.lastRun.reason) && status.walGap === null;
     }, 180_000, 1000, async () => JSON.stringify(status));
     const fullS = (Date.now() - startedAt) / 1000;
-    const fullsAfter = (await scrape()).match(/^pgbackrest_backup_info\{[^}]*backup_type="full"/gm)?.length ?? 0;
+    const fullAfter = await newestFull();
     const check = await stack.exec('backup', ['pgbackrest', 'check']);
     record({
-      scenario: '18. WAL past archive-push-queue-max (prod file)',
+      scenario: '18b. WAL past archive-push-queue-max (prod file)',
       load: 'idle prod stack',
       injected: 'backup service stopped, 7 WAL segments (112 MB) switched with BACKUP_ARCHIVE_QUEUE_MAX=64MB',
       figures: `pgBackRest reported the WAL archived after ${droppedAfterS.toFixed(1)} s ("${dropLine.replace(/^.*?(WARN|P\d+)/, '$1').slice(0, 120)}"); wal_dropped fired ${(alertMs / 1000).toFixed(1)} s after the backup service started ("${alertText.slice(0, 120)}"); the automatic full backup done ${fullS.toFixed(1)} s after the start (${status.lastWalGap?.missing} segments were missing after ${status.lastWalGap?.after}); pgbackrest check exit ${check.code}`,
     });
     expect(dropLine, 'the postgres log says WAL was dropped').not.toBe('');
-    expect(fullsAfter).toBeGreaterThan(fullsBefore);
+    expect(fullAfter, 'a newer full backup (retention keeps 2)').not.toBe(fullBefore);
     expect(status.lastWalGap?.missing).toBeGreaterThan(0);
     expect(check.code, check.stderr).toBe(0);
+  });
+
+  it('make restore-check STACK=prod: the latest backup restored over TLS from the encrypted repository, amcheck and row counts pass', async () => {
+    const t0 = Date.now();
+    const r = await run(join(ROOT, 'scripts/backup.sh'), ['prod', 'restore-check', '--', '-p', stack.project, '--env-file', stack.envFile], { env: stack.extraEnv, timeoutMs: 600_000 });
+    const took = (Date.now() - t0) / 1000;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/restore-check:\s+app\s+ledger\s+\d+ rows/);
+    expect(r.stderr).toMatch(/restore-check: PASSED/);
+    const info = await stack.exec('backup', ['pgbackrest', 'info']);
+    expect(info.stdout, 'the repository is encrypted').toMatch(/cipher: aes-256-cbc/);
+    record({
+      scenario: '18c. make restore-check on the prod file',
+      load: 'idle prod stack after the tests above',
+      injected: 'none: restore of the latest backup into a scratch volume (pgBackRest TLS server mode, aes-256-cbc repository)',
+      figures: `passed in ${took.toFixed(1)} s: ${/pgbackrest restore: done in \d+ s \([^)]*\)/.exec(r.stderr)?.[0]}; ${/started and recovered in \d+ s/.exec(r.stderr)?.[0]}; ${/amcheck on .*: done in \d+ s/.exec(r.stderr)?.[0]}`,
+    });
   });
 
   // kill -9 of each backend's main process by its host PID (docker kill would count as a manual
@@ -431,8 +450,7 @@ describe('prod stack: faults and security', () => {
       await sleep(8000);
       const cid = await id(service);
       const before = await stack.inspect(cid);
-      const pid = (await run('docker', ['inspect', '-f', '{{.State.Pid}}', cid])).stdout.trim();
-      const comm = (await run('ps', ['-o', 'comm=', '-p', pid])).stdout.trim();
+      const { pid, comm } = await mainPid(cid);
       expect(pid).toMatch(/^[1-9]\d*$/);
       const restartsBefore = Number((await authHealth())?.body[service].restarts);
       expect(restartsBefore, '/health counts restarts').toBeGreaterThanOrEqual(0);
@@ -502,7 +520,11 @@ describe('prod stack: faults and security', () => {
 
     const rotated: Record<string, string> = {};
     for (const f of Object.keys(secrets)) rotated[f] = readFileSync(join(secretsDir, f), 'utf8');
-    for (const f of Object.keys(secrets)) expect(rotated[f], f).not.toBe(secrets[f]);
+    // Every secret but the repository key: pgBackRest cannot re-key a repository in place (docs/backups.md).
+    for (const f of Object.keys(secrets)) {
+      if (f === 'pgbackrest_cipher_pass') expect(rotated[f], f).toBe(secrets[f]);
+      else expect(rotated[f], f).not.toBe(secrets[f]);
+    }
 
     // Ledger: every acknowledged id is in the table.
     const present = await stack.exec('postgres', ['psql', '-X', '-h', '/var/run/postgresql', '-U', 'postgres', '-d', 'app', '-Atc', `SELECT id FROM ledger WHERE writer = '${writer}'`]);
