@@ -463,7 +463,8 @@ describe('bad secret files', () => {
     const dir = mkdtempSync(join(tmpdir(), 'poolguard-test-badsecret-'));
     const good = join(dir, 'good');
     expect((await run(join(ROOT, 'scripts/gen-secrets.sh'), [good])).code).toBe(0);
-    const names = readdirSync(good).filter((n) => n !== 'tls_ca.key'); // the CA's key is no compose secret
+    // The CAs' keys are no compose secrets (root-only files beside them, for re-issuing).
+    const names = readdirSync(good).filter((n) => n !== 'tls_ca.key' && n !== 'pgbackrest_ca.key');
     const stackB = Stack.prod('poolguard-test-badsecret', { PUBLISH_SIDECAR_PORT: '48899' });
     const seen: string[] = [];
     for (const name of names) {
