@@ -91,14 +91,18 @@ function waitReady(redis: Redis, ms: number): Promise<void> {
   });
 }
 
-/** knownDatabases: the databases PgBouncer listed in the last poll (undefined when unknown). */
-export function createSources(
-  clients: StackClients,
-  sourceTimeoutMs: number,
-  knownDatabases: () => string[] | undefined = () => undefined,
-  pgdataPath?: string,
-  backupStatusPath?: string,
-): SourceSpecs<StackSamples> {
+export interface SourceOptions {
+  sourceTimeoutMs: number;
+  /** The databases PgBouncer listed in the last poll (undefined when unknown). */
+  knownDatabases?: () => string[] | undefined;
+  /** A read-only mount of the data volume (statfs), when watched. */
+  pgdataPath?: string | undefined;
+  /** The backup service's status.json, when watched. */
+  backupStatusPath?: string | undefined;
+}
+
+export function createSources(clients: StackClients, opts: SourceOptions): SourceSpecs<StackSamples> {
+  const { sourceTimeoutMs, knownDatabases = () => undefined, pgdataPath, backupStatusPath } = opts;
   const readyWaitMs = Math.floor(sourceTimeoutMs * 0.8);
   return {
     pgbouncer: { run: () => collectPgBouncer(clients.pgbouncer), restarted: pgbouncerRestarted, onTimeout: () => clients.pgbouncer.drop(new Error('timeout')) },

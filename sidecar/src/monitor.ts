@@ -43,7 +43,12 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
   };
 
   const poller: Poller<StackSamples> = new Poller<StackSamples>(
-    createSources(clients, config.sourceTimeoutMs, () => poller.snapshot.sources.pgbouncer.sample?.databases.map((d) => d.name), config.pgdataPath, config.backupStatusPath),
+    createSources(clients, {
+      sourceTimeoutMs: config.sourceTimeoutMs,
+      knownDatabases: () => poller.snapshot.sources.pgbouncer.sample?.databases.map((d) => d.name),
+      pgdataPath: config.pgdataPath,
+      backupStatusPath: config.backupStatusPath,
+    }),
     {
     intervalMs: config.pollIntervalMs,
     downIntervalMs: config.downPollIntervalMs,
