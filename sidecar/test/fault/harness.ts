@@ -275,7 +275,7 @@ export function cgroupMemoryPeak(fullId: string, reset = false): number {
 }
 
 /**
- * The host PID of a container's main process: PID 1, or its one child when PID 1 is tini (the
+ * The host PID of a container's main process: PID 1, or its first child when PID 1 is tini (the
  * postgres and backup images run under tini, so that orphans are not reaped by the postmaster).
  * kill -9 of it is a crash of the server itself.
  */
@@ -284,9 +284,11 @@ export async function mainPid(container: string): Promise<{ pid: string; comm: s
   if (!/^[1-9]\d*$/.test(pid1)) throw new Error(`container ${container} has no running process (${pid1})`);
   const comm = (await run('ps', ['-o', 'comm=', '-p', pid1])).stdout.trim();
   if (comm !== 'tini') return { pid: pid1, comm };
-  const children = (await run('pgrep', ['-P', pid1])).stdout.trim().split('\n').filter(Boolean);
-  if (children.length !== 1) throw new Error(`tini (host PID ${pid1}) in ${container} has ${children.length} children: ${children.join(' ')}`);
-  return { pid: children[0]!, comm: (await run('ps', ['-o', 'comm=', '-p', children[0]!])).stdout.trim() };
+  // tini is also the reaper of detached processes (pgBackRest's async archive-push): its first
+  // child, the one it started, is the server.
+  const first = (await run('ps', ['--ppid', pid1, '-o', 'pid=', '--sort=start_time'])).stdout.trim().split('\n')[0]?.trim() ?? '';
+  if (!/^[1-9]\d*$/.test(first)) throw new Error(`tini (host PID ${pid1}) in ${container} has no child`);
+  return { pid: first, comm: (await run('ps', ['-o', 'comm=', '-p', first])).stdout.trim() };
 }
 
 export type Backend = 'pgbouncer' | 'postgres' | 'redis';
