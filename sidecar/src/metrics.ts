@@ -3,7 +3,7 @@
 // snapshot, so a scrape never queries a backend. The `up` gauges are always present.
 import type { Metric, Registry } from 'prom-client';
 import type { AlertEngine } from './alerts/engine.js';
-import type { StackSnapshot } from './snapshot.js';
+import { pollSeconds, type StackSnapshot } from './snapshot.js';
 import { lastBackups, type BackupEntry, type BackupsSample } from './sources/backups.js';
 import type { DiskSample } from './sources/disk.js';
 import { ACTIVITY_STATES, type ActivityGroup } from './sources/postgres.js';
@@ -95,7 +95,6 @@ const perLastBackup = (get: (e: BackupEntry, snap: StackSnapshot) => number) => 
 };
 /** '2006-01-02 15:04:05' in UTC, as pgbackrest_exporter formats start_time / stop_time. */
 const goTime = (epochSeconds: number) => new Date(epochSeconds * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, '');
-const pollTime = (snap: StackSnapshot) => (snap.lastPollAt === null ? Date.now() : Date.parse(snap.lastPollAt)) / 1000;
 const archiver = (get: (a: NonNullable<StackSnapshot['sources']['postgres']['sample']>['archiver']) => number | null) => (snap: StackSnapshot): Sample[] => {
   const a = snap.sources.postgres.sample?.archiver;
   const v = a ? get(a) : null;
@@ -220,7 +219,7 @@ export const FAMILIES: Family[] = [
   { name: 'pgbackrest_backup_repo_size_bytes', help: 'Full compressed files size to restore the database from backup.', type: 'gauge', labels: BACKUP, samples: perBackup((e) => e.repoSizeBytes) },
   { name: 'pgbackrest_backup_repo_delta_bytes', help: 'Compressed files size in backup.', type: 'gauge', labels: BACKUP, samples: perBackup((e) => e.repoDeltaBytes) },
   { name: 'pgbackrest_backup_error_status', help: 'Backup error status.', type: 'gauge', labels: BACKUP, samples: perBackup((e) => (e.error ? 1 : 0)) },
-  { name: 'pgbackrest_backup_since_last_completion_seconds', help: 'Seconds since the last completed full, differential or incremental backup.', type: 'gauge', labels: LAST, samples: perLastBackup((e, snap) => Math.max(0, pollTime(snap) - e.stopTime)) },
+  { name: 'pgbackrest_backup_since_last_completion_seconds', help: 'Seconds since the last completed full, differential or incremental backup.', type: 'gauge', labels: LAST, samples: perLastBackup((e, snap) => Math.max(0, pollSeconds(snap) - e.stopTime)) },
   { name: 'pgbackrest_backup_last_duration_seconds', help: 'Backup duration for the last full, differential or incremental backup.', type: 'gauge', labels: LAST, samples: perLastBackup((e) => e.stopTime - e.startTime) },
   { name: 'pgbackrest_backup_last_size_bytes', help: 'Full uncompressed size of the database in the last full, differential or incremental backup.', type: 'gauge', labels: LAST, samples: perLastBackup((e) => e.sizeBytes) },
   { name: 'pgbackrest_backup_last_delta_bytes', help: 'Amount of data in the database to actually backup in the last full, differential or incremental backup.', type: 'gauge', labels: LAST, samples: perLastBackup((e) => e.deltaBytes) },
@@ -235,7 +234,7 @@ export const FAMILIES: Family[] = [
   } },
   { name: 'poolguard_backup_status_age_seconds', help: "Age of the backup service's status file, seconds (it rewrites it every BACKUP_CHECK_INTERVAL).", type: 'gauge', samples: (s) => {
     const b = backupsRead(s);
-    return b ? [[{}, Math.max(0, pollTime(s) - b.writtenAt)]] : [];
+    return b ? [[{}, Math.max(0, pollSeconds(s) - b.writtenAt)]] : [];
   } },
   { name: 'poolguard_backup_last_run_success', help: "1 when the backup service's last backup run succeeded, 0 when it failed.", type: 'gauge', labels: ['backup_type'], samples: (s) => {
     const r = backupsRead(s)?.lastRun;

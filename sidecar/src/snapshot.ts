@@ -19,3 +19,6 @@ export type StackSamples = {
 };
 
 export type StackSnapshot = Snapshot<StackSamples>;
+
+/** When the snapshot was taken (its last poll), seconds since the epoch; now before the first poll. */
+export const pollSeconds = (snap: StackSnapshot): number => (snap.lastPollAt === null ? Date.now() : Date.parse(snap.lastPollAt)) / 1000;

@@ -3,7 +3,7 @@
 // default can be overridden from config (SIDECAR_ALERT_RULES). What a rule needs from the config
 // (which pools are the application's) comes in a RuleContext, passed by the engine.
 import { isSidecarPool, poolFigures } from '../pools.js';
-import type { StackSnapshot } from '../snapshot.js';
+import { pollSeconds, type StackSnapshot } from '../snapshot.js';
 import { usedPercent } from '../sources/disk.js';
 import type { BackupsSample } from '../sources/backups.js';
 import { clientConnections, usableConnections } from '../sources/postgres.js';
@@ -46,7 +46,6 @@ const watchedBackups = (snap: StackSnapshot): BackupsSample | undefined => {
   const b = snap.sources.backups.sample;
   return b && b.path !== null ? b : undefined;
 };
-const pollSeconds = (snap: StackSnapshot) => (snap.lastPollAt === null ? Date.now() : Date.parse(snap.lastPollAt)) / 1000;
 /** Status file ages above this are "no status" (value of backup_service_down when none can be read). */
 export const NO_BACKUP_STATUS = 1e9;
 
