@@ -15,6 +15,12 @@
 #   PGBOUNCER_AUTH_USER [pgbouncer_auth]    + PGBOUNCER_AUTH_PASSWORD  | _FILE  (required)
 #   PGBOUNCER_ADMIN_USER [pgbouncer_admin]  + PGBOUNCER_ADMIN_PASSWORD | _FILE  (required)
 #   PGBOUNCER_STATS_USER [pgbouncer_stats]  + PGBOUNCER_STATS_PASSWORD | _FILE  (required)
+#   READ_REPLICA_HOST, READ_REPLICA_PORT [5432], POOLGUARD_PROFILES: with "replica" among the
+#     comma-separated profiles (the compose files pass COMPOSE_PROFILES), pgbouncer-read-router
+#     runs beside PgBouncer and moves the read alias ${APP_DB}_ro between the replica and the
+#     primary (READ_ROUTE_MAX_LAG_SECONDS [30], READ_ROUTE_RETURN_LAG_SECONDS [5],
+#     READ_ROUTE_RETURN_AFTER_SECONDS [10], READ_ROUTE_INTERVAL [1]); otherwise the alias points
+#     at the primary.
 #   PGBOUNCER_<SETTING>  overrides any [pgbouncer] setting of the template but the ones on its
 #                        "; poolguard-managed:" line, e.g. PGBOUNCER_DEFAULT_POOL_SIZE=40,
 #                        PGBOUNCER_IDLE_TRANSACTION_TIMEOUT=60
@@ -39,17 +45,40 @@ check_name() { # check_name VAR: a plain identifier (no quoting games in the ini
   [[ "${!1}" =~ ^[A-Za-z_][A-Za-z0-9_]{0,62}$ ]] || err "$1 must be a plain identifier (letters, digits, _), got '${!1}'"
 }
 
+ROUTE="$RUNDIR/read-route.ini"
+ROUTER_PASSFILE="$RUNDIR/router.pgpass"
+
+# replica_profile: the replica profile is on (POOLGUARD_PROFILES lists it).
+replica_profile() { [[ ",${POOLGUARD_PROFILES:-}," == *,replica,* ]]; }
+
+check_whole() { # check_whole VAR DEFAULT: a whole number of seconds >= 1
+  local v="${!1:-$2}"
+  [[ "$v" =~ ^[0-9]+$ ]] && [ "$v" -ge 1 ] || err "$1 must be a whole number of seconds >= 1, got '$v'"
+}
+
+# pgpass_line HOST PORT DB USER PASSWORD (':' and '\' escaped, as libpq wants)
+pgpass_line() { local p="${5//\\/\\\\}"; printf '%s:%s:%s:%s:%s\n' "$1" "$2" "$3" "$4" "${p//:/\\:}"; }
+
 render() {
   export APP_DB="${APP_DB:-app}" POSTGRES_HOST="${POSTGRES_HOST:-postgres}" POSTGRES_PORT="${POSTGRES_PORT:-5432}"
   export PGBOUNCER_AUTH_USER="${PGBOUNCER_AUTH_USER:-pgbouncer_auth}"
   export PGBOUNCER_ADMIN_USER="${PGBOUNCER_ADMIN_USER:-pgbouncer_admin}"
   export PGBOUNCER_STATS_USER="${PGBOUNCER_STATS_USER:-pgbouncer_stats}"
-  check_name APP_DB; check_name PGBOUNCER_AUTH_USER; check_name PGBOUNCER_ADMIN_USER; check_name PGBOUNCER_STATS_USER
+  export READ_DB="${APP_DB}_ro"
+  check_name APP_DB; check_name READ_DB; check_name PGBOUNCER_AUTH_USER; check_name PGBOUNCER_ADMIN_USER; check_name PGBOUNCER_STATS_USER
   [[ "$POSTGRES_HOST" =~ ^[A-Za-z0-9._:-]+$ || "$POSTGRES_HOST" =~ ^/[A-Za-z0-9._/-]+$ ]] \
     || err "POSTGRES_HOST must be a host name, an address or a Unix socket directory (an absolute path), got '$POSTGRES_HOST'"
   [[ "$POSTGRES_PORT" =~ ^[0-9]+$ ]] && [ "$POSTGRES_PORT" -ge 1 ] && [ "$POSTGRES_PORT" -le 65535 ] \
     || err "POSTGRES_PORT must be a port number (1-65535), got '$POSTGRES_PORT'"
   file_env PGBOUNCER_AUTH_PASSWORD; file_env PGBOUNCER_ADMIN_PASSWORD; file_env PGBOUNCER_STATS_PASSWORD
+  if replica_profile; then
+    [[ "${READ_REPLICA_HOST:-}" =~ ^[A-Za-z0-9._-]+$ ]] || err "READ_REPLICA_HOST must be the replica's host name (the replica profile is on), got '${READ_REPLICA_HOST:-}'"
+    local v; for v in READ_ROUTE_MAX_LAG_SECONDS:30 READ_ROUTE_RETURN_LAG_SECONDS:5 READ_ROUTE_RETURN_AFTER_SECONDS:10 READ_ROUTE_INTERVAL:1; do check_whole "${v%%:*}" "${v#*:}"; done
+    if [[ "${READ_ROUTE_MAX_LAG_SECONDS:-30}" =~ ^[0-9]+$ && "${READ_ROUTE_RETURN_LAG_SECONDS:-5}" =~ ^[0-9]+$ ]] \
+       && [ "${READ_ROUTE_RETURN_LAG_SECONDS:-5}" -ge "${READ_ROUTE_MAX_LAG_SECONDS:-30}" ]; then
+      err "READ_ROUTE_RETURN_LAG_SECONDS (${READ_ROUTE_RETURN_LAG_SECONDS:-5}) must be below READ_ROUTE_MAX_LAG_SECONDS (${READ_ROUTE_MAX_LAG_SECONDS:-30}): reads would flap"
+    fi
+  fi
 
   # Settings overrides: PGBOUNCER_<KEY> for every "key = value" line of [pgbouncer], except the
   # ones on the template's "; poolguard-managed:" line.
@@ -97,7 +126,17 @@ render() {
     done
   } >"$USERLIST.tmp"
   mv "$USERLIST.tmp" "$USERLIST"
+  # The read router's logins: the auth user to both servers (pgbouncer.wal_position()), the
+  # admin user to the local console (RELOAD).
+  { pgpass_line '*' '*' "$APP_DB" "$PGBOUNCER_AUTH_USER" "$PGBOUNCER_AUTH_PASSWORD"
+    pgpass_line 127.0.0.1 6432 pgbouncer "$PGBOUNCER_ADMIN_USER" "$PGBOUNCER_ADMIN_PASSWORD"
+  } >"$ROUTER_PASSFILE.tmp"
+  mv "$ROUTER_PASSFILE.tmp" "$ROUTER_PASSFILE"
   unset PGBOUNCER_AUTH_PASSWORD PGBOUNCER_ADMIN_PASSWORD PGBOUNCER_STATS_PASSWORD
+  # The read alias starts on the primary (a reload keeps what the router chose).
+  if [ ! -f "$ROUTE" ]; then
+    printf '[databases]\n%s = host=%s port=%s dbname=%s auth_dbname=%s\n' "$READ_DB" "$POSTGRES_HOST" "$POSTGRES_PORT" "$APP_DB" "$READ_DB" >"$ROUTE"
+  fi
 
   # Effective pool settings, for the log (no secrets in this file).
   setting() { awk -v k="$1" '$1==k && $2=="=" {sub(/^[^=]*= /,""); print; exit}' "$INI"; }
@@ -115,6 +154,13 @@ render() {
 if [ "${1:-}" = "pgbouncer" ]; then
   [ "$(id -u)" -ne 0 ] || { log "ERROR: refusing to run as root"; exit 1; }
   render
+  if replica_profile; then
+    # Double fork: the router is nobody's child but PgBouncer's (PID 1) once this shell execs.
+    # It is restarted if it ever exits (it should not: every failure is a round's result).
+    ( while :; do PGPASSFILE="$ROUTER_PASSFILE" pgbouncer-read-router </dev/null; log "pgbouncer-read-router exited ($?); restarting it in 5 s"; sleep 5; done & )
+  else
+    log "read alias $READ_DB -> the primary (no replica profile)"
+  fi
 fi
 if [ "${1:-}" = "reload" ]; then
   pid="$(cat "$RUNDIR/pgbouncer.pid" 2>/dev/null || echo 1)"

@@ -9,9 +9,13 @@
 #   POSTGRES_INITDB_ARGS                         extra initdb arguments
 #   PGDATA                                       data directory (a volume)
 #   PGBACKREST_STANZA (+ PGBACKREST_*)           WAL archiving to pgBackRest on (else off)
+#   POSTGRES_PRIMARY_HOST                        set: run as a streaming hot standby of that
+#                                                primary instead (standby.sh says how)
 # On an empty data directory it runs initdb, then every *.sh, *.sql and *.sql.gz in
 # /docker-entrypoint-initdb.d (sorted) against a temporary server that listens on the Unix
-# socket only, then stops it and execs the real server. Secrets are never printed.
+# socket only, then stops it and execs the real server. On every start of a primary it also
+# makes sure the replication and read-only roles exist (poolguard-replication-roles, in the
+# background once the server answers). Secrets are never printed.
 set -euo pipefail
 
 log() { printf '%s [entrypoint] %s\n' "$(date -u +'%Y-%m-%d %H:%M:%S UTC')" "$*" >&2; }
@@ -65,6 +69,7 @@ init_cluster() {
       -v db="$POSTGRES_DB" <<<'CREATE DATABASE :"db";'
   fi
   run_init_scripts
+  poolguard-replication-roles
   log "stopping the temporary server"
   pg_ctl -D "$PGDATA" -m fast -w -t 60 stop >/dev/null
   log "initialisation complete"
@@ -74,6 +79,11 @@ main() {
   if [ "${1:-}" = "postgres" ]; then
     shift
     [ "$(id -u)" -ne 0 ] || die "refusing to run as root; the image runs as the postgres user"
+    if [ -n "${POSTGRES_PRIMARY_HOST:-}" ]; then
+      # shellcheck source=postgres/standby.sh
+      source /usr/local/lib/poolguard/standby.sh
+      standby_main "$@"
+    fi
     file_env POSTGRES_USER postgres
     file_env POSTGRES_PASSWORD
     file_env POSTGRES_DB "$POSTGRES_USER"
@@ -86,6 +96,10 @@ main() {
       init_cluster
     fi
     unset POSTGRES_PASSWORD
+    # The replica's roles, on volumes made before they existed too. Double fork: the helper is
+    # re-parented to tini, never a child of the postmaster (which would take its exit for a
+    # crashed backend).
+    ( poolguard-replication-roles </dev/null & ) || true
     # WAL archiving to pgBackRest when the stack configures it (PGBACKREST_STANZA and the rest of
     # the PGBACKREST_* variables come from the compose file and reach archive_command through
     # the server's environment); without it, no archiving (a bare container never piles up WAL

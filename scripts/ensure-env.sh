@@ -6,8 +6,9 @@
 #     edit before the first start (roles are created on the first start, once);
 #   - POOLGUARD_PROJECT=poolguard-<folder>-<6 hex of the checkout's path>, so two checkouts on
 #     one host never share containers or volumes.
-# An existing file is kept as it is; variables .env.example has and it lacks are named (their
-# defaults apply).
+# An existing file is kept as it is, but for *_PASSWORD variables .env.example has and it lacks
+# (a newer version of the bundle added a role): those are appended with a random value, and
+# said. Other variables it lacks are named (their defaults apply).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -40,6 +41,13 @@ if [ ! -f "$env_file" ]; then
   log "created $env_file from .env.example: random dev passwords, project $project (make urls prints the app's URLs)"
   exit 0
 fi
+added=()
+[ ! -s "$env_file" ] || [ -z "$(tail -c 1 "$env_file")" ] || echo >>"$env_file" # a last line without its newline
+while IFS= read -r name; do
+  printf '%s=%s\n' "$name" "$(random_secret 24)" >>"$env_file"
+  added+=("$name")
+done < <(comm -23 <(env_names "$example") <(env_names "$env_file") | grep '_PASSWORD$' || true)
+[ "${#added[@]}" -eq 0 ] || log "added ${added[*]} to $env_file with random values (roles this version of the bundle needs; they are created on the next start)"
 lacking="$(comm -23 <(env_names "$example") <(env_names "$env_file") | tr '\n' ' ')"
 [ -z "$lacking" ] || log "$env_file lacks $lacking(their defaults apply; see .env.example)"
 if [ -z "$(env_get "$env_file" POOLGUARD_PROJECT)" ]; then

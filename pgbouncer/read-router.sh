@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Usage: pgbouncer-read-router        (started by pgbouncer-entrypoint with the replica profile on)
+#
+# Moves the read alias (READ_DB, e.g. app_ro) between the replica and the primary. PgBouncer's
+# host list cannot do this (load_balance_hosts=disable never returns to the first host, and a
+# down host costs server_login_retry with clients refused meanwhile), so this loop asks both
+# servers where their WAL stands every READ_ROUTE_INTERVAL seconds, as PgBouncer's auth user
+# through pgbouncer.wal_position() (a SECURITY DEFINER function: no monitoring role, no
+# superuser here), rewrites the included file $ROUTE and sends RELOAD on the local admin console
+# (the only PgBouncer privilege that can change [databases]).
+#
+# Reads go to the replica while it answers as a standby and its lag is below
+# READ_ROUTE_MAX_LAG_SECONDS [30]; to the primary when it is down or lags that much. They return
+# only after the lag stayed at or below READ_ROUTE_RETURN_LAG_SECONDS [5] for
+# READ_ROUTE_RETURN_AFTER_SECONDS [10] (no flapping). Lag is measured with LSNs and this loop's
+# own clock: it keeps the primary's WAL position of every round, and the lag is how long ago the
+# primary first held WAL the replica has not replayed yet (0 when it replayed all of it). So an
+# idle primary shows no lag however old the last commit is (the trap of now() -
+# pg_last_xact_replay_timestamp()), a WAL record written between two commits does not show as
+# the minutes since the last commit, and a broken stream or paused replay shows as lag growing
+# by one second a second. With the primary unreachable the replica takes the reads at once (it
+# is all there is). RELOAD of a changed entry drops that alias's server connections: transactions in
+# flight on it at the switch fail, new ones go to the new host. One log line per switch.
+set -uo pipefail
+
+ROUTE=/var/run/pgbouncer/read-route.ini
+READ_DB="${READ_DB:?}" APP_DB="${APP_DB:?}"
+PRIMARY_HOST="${POSTGRES_HOST:?}" PRIMARY_PORT="${POSTGRES_PORT:-5432}"
+REPLICA_HOST="${READ_REPLICA_HOST:?}" REPLICA_PORT="${READ_REPLICA_PORT:-5432}"
+AUTH_USER="${PGBOUNCER_AUTH_USER:?}" ADMIN_USER="${PGBOUNCER_ADMIN_USER:?}"
+INTERVAL="${READ_ROUTE_INTERVAL:-1}"
+MAX_LAG="${READ_ROUTE_MAX_LAG_SECONDS:-30}"
+RETURN_LAG="${READ_ROUTE_RETURN_LAG_SECONDS:-5}"
+RETURN_AFTER="${READ_ROUTE_RETURN_AFTER_SECONDS:-10}"
+export PGPASSFILE="${PGPASSFILE:-/var/run/pgbouncer/router.pgpass}" PGCONNECT_TIMEOUT=2
+
+log() { printf '%s [read-router] %s\n' "$(date -u +'%Y-%m-%d %H:%M:%S.%3N UTC')" "$*" >&2; }
+
+# route_line HOST PORT: the read alias's [databases] entry. Its own auth_dbname: logins run the
+# auth query on the server the reads go to, so they work while the other one is down.
+route_line() { printf '%s = host=%s port=%s dbname=%s auth_dbname=%s\n' "$READ_DB" "$1" "$2" "$APP_DB" "$READ_DB"; }
+
+# write_route replica|primary: the included file, replaced atomically.
+write_route() {
+  { echo '[databases]'
+    if [ "$1" = replica ]; then route_line "$REPLICA_HOST" "$REPLICA_PORT"; else route_line "$PRIMARY_HOST" "$PRIMARY_PORT"; fi
+  } >"$ROUTE.tmp" && mv "$ROUTE.tmp" "$ROUTE"
+}
+
+# position HOST PORT: POS="in_recovery|lsn|streaming|paused", or POS="" and POS_ERR says why.
+position() {
+  local out
+  POS="" POS_ERR=""
+  if out="$(psql -X -At -F '|' -h "$1" -p "$2" -U "$AUTH_USER" -d "$APP_DB" \
+      -c 'SELECT in_recovery, lsn, streaming, replay_paused FROM pgbouncer.wal_position()' 2>&1)"; then
+    POS="$out"
+  else
+    POS_ERR="$(head -n 1 <<<"$out")"
+  fi
+}
+
+reload() {
+  local out
+  out="$(psql -X -q -h 127.0.0.1 -p 6432 -U "$ADMIN_USER" -d pgbouncer -c RELOAD 2>&1)" || { log "RELOAD failed: $out"; return 1; }
+}
+
+# Times are whole milliseconds and LSNs whole bytes: bash's 64-bit integers, no floats.
+ms() { printf '%s\n' $(( $1 * 1000 )); }
+secs() { printf '%d.%d' $(( $1 / 1000 )) $(( $1 % 1000 / 100 )); }
+MAX_LAG_MS=$(ms "$MAX_LAG") RETURN_LAG_MS=$(ms "$RETURN_LAG") RETURN_AFTER_MS=$(ms "$RETURN_AFTER")
+
+# The primary's WAL position at each round (ms, LSN bytes), oldest first, kept for twice the max
+# lag: enough to time a lag past the threshold.
+hist_t=() hist_lsn=()
+remember() {
+  hist_t+=("$1") hist_lsn+=("$2")
+  while [ "${#hist_t[@]}" -gt 1 ] && [ "${hist_t[0]}" -lt $(( $1 - 2 * MAX_LAG_MS - 5000 )) ]; do
+    hist_t=("${hist_t[@]:1}") hist_lsn=("${hist_lsn[@]:1}")
+  done
+}
+# lag_of NOW REPLAY_LSN: ms since the primary first held WAL past REPLAY_LSN (0: none).
+lag_of() {
+  local i
+  for i in "${!hist_lsn[@]}"; do
+    if [ "${hist_lsn[$i]}" -gt "$2" ]; then echo $(( $1 - hist_t[i] )); return; fi
+  done
+  echo 0
+}
+
+# The entrypoint wrote the primary into $ROUTE before PgBouncer started: reads work from the
+# first second; the first good look at the replica moves them there without the wait.
+current=primary first=1 below_since=""
+log "watching $REPLICA_HOST:$REPLICA_PORT for $READ_DB (max lag ${MAX_LAG} s, back below ${RETURN_LAG} s for ${RETURN_AFTER} s)"
+while :; do
+  now=$(date +%s%3N)
+  position "$PRIMARY_HOST" "$PRIMARY_PORT"; p="$POS" p_err="$POS_ERR"
+  position "$REPLICA_HOST" "$REPLICA_PORT"; r="$POS" r_err="$POS_ERR"
+  down="" lag=0 # ms
+  if [ -n "$p" ]; then IFS='|' read -r _ p_lsn _ <<<"$p"; remember "$now" "$p_lsn"; fi
+  if [ -z "$r" ]; then
+    down="replica unreachable: $r_err"
+  else
+    IFS='|' read -r r_rec r_lsn r_streaming r_paused <<<"$r"
+    if [ "$r_rec" != t ]; then
+      down="$REPLICA_HOST is not a standby (not in recovery)"
+    elif [ -n "$p" ]; then
+      lag="$(lag_of "$now" "$r_lsn")"
+    fi
+  fi
+  want="$current" reason=""
+  if [ -n "$down" ]; then
+    want=primary reason="$down"; below_since=""
+  elif [ -z "$p" ]; then
+    want=replica reason="primary unreachable ($p_err): the replica takes the reads"
+  elif [ "$lag" -ge "$MAX_LAG_MS" ]; then
+    want=primary reason="replica lag $(secs "$lag") s >= ${MAX_LAG} s (streaming=$r_streaming, replay paused=$r_paused)"; below_since=""
+  elif [ "$current" = primary ]; then
+    if [ "$lag" -le "$RETURN_LAG_MS" ]; then
+      [ -n "$below_since" ] || below_since="$now"
+      if [ "$first" = 1 ] || [ $(( now - below_since )) -ge "$RETURN_AFTER_MS" ]; then
+        want=replica reason="replica lag $(secs "$lag") s <= ${RETURN_LAG} s$([ "$first" = 1 ] || echo " for ${RETURN_AFTER} s")"
+      fi
+    else
+      below_since=""
+    fi
+  fi
+  [ "$current" = primary ] || first=0
+  if [ "$want" != "$current" ]; then
+    write_route "$want"
+    if reload; then
+      log "$READ_DB -> $want: $reason"
+      current="$want" below_since=""
+    else
+      write_route "$current"
+    fi
+  fi
+  sleep "$INTERVAL"
+done
