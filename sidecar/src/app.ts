@@ -21,6 +21,8 @@ export interface AppDeps {
   /** Which PgBouncer pools are the application's, for /health's connectionPool and /pool (pools.ts poolScope). */
   pools: PoolScope;
   pollIntervalMs: number;
+  /** The lag from which /health calls a replica lagging (replica_lag's WARNING level; 5 s by default). */
+  replicaLaggingSeconds?: number | undefined;
   /**
    * When set, /pool, /alerts and /metrics need "Authorization: Bearer <token>" (the scheme in any
    * case), and /health shows backend errors and versions only with it (redacted otherwise).
@@ -176,7 +178,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // keys, status and Retry-After, minus error text and versions. Never a 401 here.
   const healthKey = deps.token ? Buffer.from(deps.token) : undefined;
   app.get('/health', async (req, reply) => {
-    const body = healthBody(deps.snapshot(), { isShuttingDown: deps.isShuttingDown(), redisStatus: deps.redisStatus(), now: now(), pools: deps.pools });
+    const body = healthBody(deps.snapshot(), { isShuttingDown: deps.isShuttingDown(), redisStatus: deps.redisStatus(), now: now(), pools: deps.pools, replicaLaggingSeconds: deps.replicaLaggingSeconds });
     if (!body.healthy) void reply.code(503).header('Retry-After', retryAfter);
     if (!healthKey) return body;
     void reply.header('Vary', 'Authorization');

@@ -3,12 +3,12 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { describeError } from './log.js';
 import { PgConnection, backoffMs } from './pg-connection.js';
-import type { SourceSpecs } from './poller.js';
+import type { MoreInstances, SourceSpec, SourceSpecs } from './poller.js';
 import type { StackSamples } from './snapshot.js';
 import { collectBackups } from './sources/backups.js';
 import { collectDisk } from './sources/disk.js';
 import { collectPgBouncer, pgbouncerRestarted } from './sources/pgbouncer.js';
-import { collectPostgres, postgresRestarted } from './sources/postgres.js';
+import { collectPostgres, postgresRestarted, type PostgresSample } from './sources/postgres.js';
 import { collectProbe } from './sources/probe.js';
 import { collectRedis, redisRestarted } from './sources/redis.js';
 import type { Config } from './types.js';
@@ -17,6 +17,8 @@ export interface StackClients {
   pgbouncer: PgConnection;
   probe: PgConnection;
   postgres: PgConnection;
+  /** One connection per watched replica (config.postgresReplicas), named by its host. */
+  postgresReplicas: PgConnection[];
   redis: Redis;
   redisLastError: () => string | undefined;
   close(): Promise<void>;
@@ -28,6 +30,9 @@ export function createClients(config: Config, logger: Logger, onLost: () => void
   const pgbouncer = new PgConnection({ name: 'pgbouncer', target: config.pgbouncer, passwordSetting: 'SIDECAR_PGBOUNCER_PASSWORD (or _FILE)', applicationName: 'poolguard-sidecar', ...common });
   const probe = new PgConnection({ name: 'probe', target: config.probe, passwordSetting: 'SIDECAR_POSTGRES_PASSWORD (or _FILE)', applicationName: 'poolguard-sidecar-probe', ...common });
   const postgres = new PgConnection({ name: 'postgres', target: config.postgres, passwordSetting: 'SIDECAR_POSTGRES_PASSWORD (or _FILE)', applicationName: 'poolguard-sidecar', ...common });
+  const postgresReplicas = config.postgresReplicas.map(
+    (target) => new PgConnection({ name: target.host, target, passwordSetting: 'SIDECAR_POSTGRES_PASSWORD (or _FILE)', applicationName: 'poolguard-sidecar', ...common }),
+  );
 
   let redisError: string | undefined;
   const redis = new Redis({
@@ -67,11 +72,12 @@ export function createClients(config: Config, logger: Logger, onLost: () => void
     pgbouncer,
     probe,
     postgres,
+    postgresReplicas,
     redis,
     redisLastError: () => redisError,
     async close() {
       redis.disconnect(false);
-      await Promise.all([pgbouncer.close(), probe.close(), postgres.close()]);
+      await Promise.all([pgbouncer.close(), probe.close(), postgres.close(), ...postgresReplicas.map((c) => c.close())]);
     },
   };
 }
@@ -91,6 +97,16 @@ function waitReady(redis: Redis, ms: number): Promise<void> {
   });
 }
 
+/** A Postgres instance's source: the same queries and restart check on the primary and on each replica. */
+function postgresSource(db: PgConnection, instance: string): SourceSpec<PostgresSample> {
+  return { instance, run: () => collectPostgres(db), restarted: postgresRestarted, onTimeout: () => db.drop(new Error('timeout')) };
+}
+
+/** The further instances of a kind: the replicas of the postgres kind, named by their hosts. */
+export function createMoreInstances(clients: StackClients, config: Pick<Config, 'postgresReplicas'>): MoreInstances<StackSamples> {
+  return { postgres: clients.postgresReplicas.map((db, i) => postgresSource(db, config.postgresReplicas[i]!.host)) };
+}
+
 export interface SourceOptions {
   sourceTimeoutMs: number;
   /** The databases PgBouncer listed in the last poll (undefined when unknown). */
@@ -99,10 +115,12 @@ export interface SourceOptions {
   pgdataPath?: string | undefined;
   /** The backup service's status.json, when watched. */
   backupStatusPath?: string | undefined;
+  /** The primary's instance name (SIDECAR_POSTGRES_URL's host); 'postgres' when unset. */
+  postgresInstance?: string | undefined;
 }
 
 export function createSources(clients: StackClients, opts: SourceOptions): SourceSpecs<StackSamples> {
-  const { sourceTimeoutMs, knownDatabases = () => undefined, pgdataPath, backupStatusPath } = opts;
+  const { sourceTimeoutMs, knownDatabases = () => undefined, pgdataPath, backupStatusPath, postgresInstance = 'postgres' } = opts;
   const readyWaitMs = Math.floor(sourceTimeoutMs * 0.8);
   return {
     pgbouncer: { run: () => collectPgBouncer(clients.pgbouncer), restarted: pgbouncerRestarted, onTimeout: () => clients.pgbouncer.drop(new Error('timeout')) },
@@ -123,7 +141,7 @@ export function createSources(clients: StackClients, opts: SourceOptions): Sourc
       },
       onTimeout: () => clients.probe.drop(new Error('timeout')),
     },
-    postgres: { run: () => collectPostgres(clients.postgres), restarted: postgresRestarted, onTimeout: () => clients.postgres.drop(new Error('timeout')) },
+    postgres: postgresSource(clients.postgres, postgresInstance),
     redis: {
       restarted: redisRestarted,
       run: async () => {

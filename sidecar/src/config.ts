@@ -65,6 +65,37 @@ const pgUrl = urlWith(['postgres:', 'postgresql:']).superRefine((value, ctx) => 
   }
 });
 
+/**
+ * A comma-separated list of postgres:// URLs, each checked like pgUrl; empty (or only commas and
+ * blanks around them) is an empty list. Problems name the URL by its position.
+ */
+const splitList = (value: string) => value.split(',').map((v) => v.trim());
+const pgUrlList = z.string().superRefine((value, ctx) => {
+  const items = splitList(value);
+  if (items.every((v) => v === '')) return;
+  items.forEach((item, i) => {
+    if (item === '') {
+      ctx.addIssue({ code: 'custom', message: `entry ${i + 1} is empty: separate the URLs with single commas` });
+      return;
+    }
+    const r = pgUrl.safeParse(item);
+    if (!r.success) for (const issue of r.error.issues) ctx.addIssue({ code: 'custom', message: `URL ${i + 1} (${JSON.stringify(item)}): ${issue.message}` });
+  });
+});
+const urlsOf = (value: string | undefined) => (value === undefined ? [] : splitList(value).filter((v) => v !== ''));
+
+/** Compose profile names (compose's own rule: [a-zA-Z0-9][a-zA-Z0-9_.-]*), comma-separated; empty is none. */
+const profileList = z.string().superRefine((value, ctx) => {
+  for (const p of splitList(value).filter((v) => v !== '')) {
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(p)) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(p)} is not a compose profile name (letters, digits, then _ . - too), such as replica` });
+    }
+  }
+});
+
+/** The names the poller gives its sources: a replica may not be named like one (its host names it). */
+const SOURCE_NAMES = ['pgbouncer', 'probe', 'postgres', 'redis', 'disk', 'backups'];
+
 const fraction = z
   .string()
   .regex(/^\d+(\.\d+)?$/, 'must be a number such as 0.05')
@@ -100,6 +131,20 @@ const schema = z.object({
   SIDECAR_PROBE_URL: pgUrl.default('postgres://poolguard_monitor@pgbouncer:6432/poolguard_probe'),
   SIDECAR_POSTGRES_URL: pgUrl.default('postgres://poolguard_monitor@postgres:5432/app'),
   SIDECAR_POSTGRES_PASSWORD: z.string().optional(),
+  // Streaming replicas of SIDECAR_POSTGRES_URL's server: comma-separated postgres:// URLs, each
+  // checked like SIDECAR_POSTGRES_URL (sslmode, sslrootcert, SIDECAR_PG_TLS_CA_FILE), each watched
+  // as one more Postgres instance named by its URL's host (the primary is named by
+  // SIDECAR_POSTGRES_URL's); two instances of one name are an error. They log in with
+  // SIDECAR_POSTGRES_PASSWORD (the monitoring role is replicated). Empty or unset: no replica.
+  SIDECAR_POSTGRES_REPLICA_URLS: pgUrlList.optional(),
+  // The compose profiles the stack runs with (the compose files pass ${COMPOSE_PROFILES:-}).
+  // When SET, even to "", SIDECAR_POSTGRES_REPLICA_URLS is watched only if this comma-separated
+  // list holds `replica` (so COMPOSE_PROFILES=replica alone turns the replica on); when UNSET, the
+  // replica URLs are always watched.
+  SIDECAR_PROFILES: profileList.optional(),
+  // PgBouncer's [databases] alias that serves reads: SHOW DATABASES's host of it tells where
+  // reads go (reads_on_primary, poolguard_reads_on_primary).
+  SIDECAR_READ_DATABASE: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.$-]*$/, 'must be a PgBouncer [databases] name, such as app_ro').default('app_ro'),
   // PEM CA bundle for the Postgres-protocol URLs with sslmode=verify-ca/verify-full and no sslrootcert.
   SIDECAR_PG_TLS_CA_FILE: z.string().optional(),
   SIDECAR_REDIS_URL: urlWith(['redis:', 'rediss:']).default('redis://redis:6379/0'),
@@ -154,12 +199,19 @@ function readCaFile(path: string): { pem: string } | { problem: string } {
   return { pem };
 }
 
+/** A Postgres-protocol URL whose TLS settings are to be resolved: label starts every problem ("SIDECAR_POSTGRES_URL"). */
+interface PgUrlEntry {
+  label: string;
+  /** undefined: not set, it takes its default (no query string). */
+  raw: string | undefined;
+}
+
 /**
  * The TLS settings of each Postgres-protocol URL that passed the schema: sslmode, and for
  * verify-ca/verify-full the CA from sslrootcert or SIDECAR_PG_TLS_CA_FILE, read now so a bad
- * path stops startup. Problems are collected, not thrown.
+ * path stops startup. Problems are collected, not thrown. One result per entry, in order.
  */
-function resolvePgTls(input: Record<string, string | undefined>, valid: (key: PgUrlVar) => boolean, problems: string[]): Partial<Record<PgUrlVar, PgTls | undefined>> {
+function resolvePgTls(input: Record<string, string | undefined>, entries: PgUrlEntry[], problems: string[]): (PgTls | undefined)[] {
   const files = new Map<string, ReturnType<typeof readCaFile>>();
   const read = (path: string) => {
     if (!files.has(path)) files.set(path, readCaFile(path));
@@ -177,34 +229,42 @@ function resolvePgTls(input: Record<string, string | undefined>, valid: (key: Pg
       problems.push(`SIDECAR_PG_TLS_CA_FILE: ${r.problem}`);
     }
   }
-  const out: Partial<Record<PgUrlVar, PgTls | undefined>> = {};
-  for (const key of PG_URL_VARS) {
-    if (!valid(key)) continue;
-    // A URL that is not set takes its default, which has no query string.
-    const params = input[key] === undefined ? new URLSearchParams() : new URL(input[key]).searchParams;
+  return entries.map(({ label, raw }): PgTls | undefined => {
+    const params = raw === undefined ? new URLSearchParams() : new URL(raw).searchParams;
     const mode = (params.get('sslmode') ?? 'disable') as SslMode;
-    if (mode === 'disable') {
-      out[key] = undefined;
-      continue;
-    }
-    if (mode === 'require') {
-      out[key] = { mode, ca: undefined };
-      continue;
-    }
+    if (mode === 'disable') return undefined;
+    if (mode === 'require') return { mode, ca: undefined };
     const rootcert = params.get('sslrootcert');
     let ca: string | undefined;
     if (rootcert !== null) {
       const r = read(rootcert);
       if ('pem' in r) ca = r.pem;
-      else problems.push(`${key}: sslrootcert: ${r.problem}`);
+      else problems.push(`${label}: sslrootcert: ${r.problem}`);
     } else if (sharedCa !== undefined) {
       ca = sharedCa;
     } else if (!sharedCaBad) {
-      problems.push(`${key}: sslmode=${mode} needs a CA to check the server certificate against: add sslrootcert=/path/to/ca.pem to the URL or set SIDECAR_PG_TLS_CA_FILE`);
+      problems.push(`${label}: sslmode=${mode} needs a CA to check the server certificate against: add sslrootcert=/path/to/ca.pem to the URL or set SIDECAR_PG_TLS_CA_FILE`);
     }
-    out[key] = { mode, ca };
+    return { mode, ca };
+  });
+}
+
+/**
+ * The instance names of the Postgres kind: the primary's host, then each replica's. A replica
+ * named like the primary, like another replica or like one of the sidecar's sources is a problem.
+ */
+function checkInstanceNames(primary: string, replicas: string[], problems: string[]): void {
+  const seen = new Set([primary]);
+  for (const name of replicas) {
+    if (name === primary) {
+      problems.push(`SIDECAR_POSTGRES_REPLICA_URLS: the replica ${JSON.stringify(name)} has the host of SIDECAR_POSTGRES_URL: each Postgres instance is named by its URL's host, so give the replica its own host name (such as postgres-replica)`);
+    } else if (seen.has(name)) {
+      problems.push(`SIDECAR_POSTGRES_REPLICA_URLS: two replicas have the host ${JSON.stringify(name)}: each Postgres instance is named by its URL's host, so list each replica once, under a host name of its own`);
+    } else if (SOURCE_NAMES.includes(name)) {
+      problems.push(`SIDECAR_POSTGRES_REPLICA_URLS: a replica cannot have the host ${JSON.stringify(name)}, the name of one of the sidecar's sources (${SOURCE_NAMES.join(', ')}): use another host name or a network alias`);
+    }
+    seen.add(name);
   }
-  return out;
 }
 
 function redisTarget(raw: string, password: string | undefined): RedisTarget {
@@ -256,9 +316,28 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       problems.push(`${key}: ${issue.message}${shown}`);
     }
   }
-  const tls = resolvePgTls(input, (key) => !badKeys.has(key), problems);
+  const valid = (key: string) => !badKeys.has(key);
+  const fixed = PG_URL_VARS.filter(valid);
+  const replicaUrls = valid('SIDECAR_POSTGRES_REPLICA_URLS') ? urlsOf(input.SIDECAR_POSTGRES_REPLICA_URLS) : [];
+  const resolved = resolvePgTls(
+    input,
+    [
+      ...fixed.map((key) => ({ label: key, raw: input[key] })),
+      ...replicaUrls.map((raw, i) => ({ label: `SIDECAR_POSTGRES_REPLICA_URLS: URL ${i + 1} (${new URL(raw).hostname})`, raw })),
+    ],
+    problems,
+  );
+  const tls: Partial<Record<PgUrlVar, PgTls | undefined>> = Object.fromEntries(fixed.map((key, i) => [key, resolved[i]]));
+  const replicaTls = resolved.slice(fixed.length);
+  if (parsed.success && valid('SIDECAR_POSTGRES_URL')) {
+    checkInstanceNames(new URL(parsed.data.SIDECAR_POSTGRES_URL).hostname, replicaUrls.map((u) => new URL(u).hostname), problems);
+  }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const c = parsed.data;
+  const profiles = c.SIDECAR_PROFILES === undefined ? undefined : splitList(c.SIDECAR_PROFILES).filter((p) => p !== '');
+  // SIDECAR_PROFILES set (even empty): the replicas only with the replica profile; unset: always.
+  const watchReplicas = profiles === undefined || profiles.includes('replica');
+  const postgresReplicas = watchReplicas ? replicaUrls.map((raw, i) => pgTarget(raw, c.SIDECAR_POSTGRES_PASSWORD, 5432, replicaTls[i])) : [];
   if (c.SIDECAR_SOURCE_TIMEOUT_MS >= c.SIDECAR_POLL_INTERVAL_MS) {
     throw new ConfigError([
       `SIDECAR_SOURCE_TIMEOUT_MS: must be below SIDECAR_POLL_INTERVAL_MS (${c.SIDECAR_SOURCE_TIMEOUT_MS} >= ${c.SIDECAR_POLL_INTERVAL_MS})`,
@@ -278,6 +357,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     // The probe and the direct connection both log in as the monitoring role.
     probe: pgTarget(c.SIDECAR_PROBE_URL, c.SIDECAR_POSTGRES_PASSWORD, 6432, tls.SIDECAR_PROBE_URL),
     postgres: pgTarget(c.SIDECAR_POSTGRES_URL, c.SIDECAR_POSTGRES_PASSWORD, 5432, tls.SIDECAR_POSTGRES_URL),
+    postgresReplicas,
+    profiles,
+    readDatabase: c.SIDECAR_READ_DATABASE,
     redis: redisTarget(c.SIDECAR_REDIS_URL, c.SIDECAR_REDIS_PASSWORD),
     token: c.SIDECAR_TOKEN,
     pgdataPath: c.SIDECAR_PGDATA_PATH,

@@ -3,6 +3,7 @@ import { serverPoolFigures, type PoolFigures } from './pools.js';
 import type { StackSnapshot } from './snapshot.js';
 import { clientConnections, usableConnections } from './sources/postgres.js';
 import type { PoolScope } from './types.js';
+import { REPLICA_LAGGING_SECONDS, replicasHealth, type ReplicaHealth } from './views/replication.js';
 
 const pct = (part: number, whole: number) => (whole > 0 ? Math.round((part / whole) * 1000) / 10 : 0);
 
@@ -26,14 +27,32 @@ export interface HealthBody {
   pgbouncer: Backend & { healthy: boolean; version: string | null };
   postgres: Backend & { healthy: boolean; version: string | null; connections: number | null; maxConnections: number | null };
   redis: Backend & { available: boolean; connected: boolean; status: string; responseTime: number | null };
+  /**
+   * Every replica (SIDECAR_POSTGRES_REPLICA_URLS, when watched), in configuration order. A replica
+   * that is down or behind never makes `healthy` false (reads move to the primary); it makes
+   * `degraded` true.
+   */
+  replicas: ReplicaHealth[];
+  /** Some replica is not healthy (down, broken or lagging). */
+  degraded: boolean;
+}
+
+export interface HealthOptions {
+  isShuttingDown: boolean;
+  redisStatus: string;
+  now: Date;
+  pools: PoolScope;
+  /** The lag from which a replica is 'lagging' (replica_lag's WARNING level); REPLICA_LAGGING_SECONDS by default. */
+  replicaLaggingSeconds?: number | undefined;
 }
 
 const backend = (s: Backend): Backend => ({ lastPollAt: s.lastPollAt, lastError: s.lastError, restarts: s.restarts, lastRestartAt: s.lastRestartAt });
 
 /** pools: which PgBouncer pools are the application's (connectionPool counts those, see pools.ts). */
-export function healthBody(snap: StackSnapshot, opts: { isShuttingDown: boolean; redisStatus: string; now: Date; pools: PoolScope }): HealthBody {
+export function healthBody(snap: StackSnapshot, opts: HealthOptions): HealthBody {
   const { pgbouncer, probe, postgres, redis } = snap.sources;
   const pg = postgres.sample;
+  const replicas = replicasHealth(snap, opts.replicaLaggingSeconds ?? REPLICA_LAGGING_SECONDS);
   const body: HealthBody = {
     healthy: false,
     timestamp: opts.now.toISOString(),
@@ -62,6 +81,8 @@ export function healthBody(snap: StackSnapshot, opts: { isShuttingDown: boolean;
       responseTime: redis.sample?.pingMs ?? null,
       ...backend(redis),
     },
+    replicas,
+    degraded: replicas.some((r) => !r.healthy),
   };
   body.healthy = snap.pollCount > 0 && !opts.isShuttingDown && probe.up && pgbouncer.up && postgres.up && redis.up;
   return body;
@@ -83,6 +104,7 @@ export function redactHealth(body: HealthBody): HealthBody {
     pgbouncer: { ...body.pgbouncer, version: null, lastError: err(body.pgbouncer.lastError) },
     postgres: { ...body.postgres, version: null, lastError: err(body.postgres.lastError) },
     redis: { ...body.redis, lastError: err(body.redis.lastError) },
+    replicas: body.replicas.map((r) => ({ ...r, lastError: err(r.lastError) })),
   };
 }
 

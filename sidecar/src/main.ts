@@ -32,6 +32,7 @@ async function main(): Promise<void> {
     isShuttingDown: () => shuttingDown,
     pools: poolScope(config),
     pollIntervalMs: config.pollIntervalMs,
+    replicaLaggingSeconds: monitor.replicaLaggingSeconds,
     token: config.token,
     limits: { ...HTTP_LIMITS, ...config.http },
   });
@@ -50,7 +51,8 @@ async function main(): Promise<void> {
   await monitor.start(); // the first poll finishes before the server listens
   if (shuttingDown) return; // a signal arrived during the first poll: close-with-grace exits
   const s = monitor.poller.snapshot.sources;
-  logger.info({ pgbouncer: s.pgbouncer.up, probe: s.probe.up, postgres: s.postgres.up, redis: s.redis.up, bearerAuth: config.token !== undefined }, 'first poll done');
+  const replicas = Object.fromEntries(Object.entries(monitor.poller.snapshot.instances.postgres).slice(1).map(([name, st]) => [name, st.up]));
+  logger.info({ pgbouncer: s.pgbouncer.up, probe: s.probe.up, postgres: s.postgres.up, redis: s.redis.up, ...(config.postgresReplicas.length > 0 ? { replicas } : {}), bearerAuth: config.token !== undefined }, 'first poll done');
   // A long accept queue: a burst of new connections (a flood) must not overflow it, or the
   // kernel drops other clients' SYNs too and they wait a 1 s retransmission.
   await app.listen({ host: config.host, port: config.port, backlog: LISTEN_BACKLOG });

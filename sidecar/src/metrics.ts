@@ -3,10 +3,12 @@
 // snapshot, so a scrape never queries a backend. The `up` gauges are always present.
 import type { Metric, Registry } from 'prom-client';
 import type { AlertEngine } from './alerts/engine.js';
-import { pollSeconds, type StackSnapshot } from './snapshot.js';
+import { pollSeconds, polledSources, postgresInstances, type StackSnapshot } from './snapshot.js';
 import { lastBackups, type BackupEntry, type BackupsSample } from './sources/backups.js';
 import type { DiskSample } from './sources/disk.js';
-import { ACTIVITY_STATES, type ActivityGroup } from './sources/postgres.js';
+import { ACTIVITY_STATES, type ActivityGroup, type PostgresSample, type ReplicationClient, type ReplicationSlot } from './sources/postgres.js';
+import type { PoolScope } from './types.js';
+import { instanceLag, readRouting } from './views/replication.js';
 
 type Labels = Record<string, string>;
 type Sample = [Labels, number];
@@ -16,7 +18,7 @@ interface Family {
   help: string;
   type: 'gauge' | 'counter';
   labels?: string[];
-  samples: (snap: StackSnapshot, alerts: AlertEngine) => Sample[];
+  samples: (snap: StackSnapshot, alerts: AlertEngine, scope: PoolScope) => Sample[];
 }
 
 const seconds = (us: number) => us / 1e6;
@@ -51,10 +53,30 @@ const redisFlag = (field: string, good: string) => (snap: StackSnapshot): Sample
   return v === undefined ? [] : [[{}, v === good ? 1 : 0]];
 };
 
-/** One sample per (database, state), every state of every database present (0 included). */
-const perDbState = (fold: (acc: number, g: ActivityGroup) => number) => (snap: StackSnapshot): Sample[] => {
-  const pg = snap.sources.postgres.sample;
-  if (!pg) return [];
+/**
+ * Samples of every Postgres instance that answered, each with its instance name as label
+ * `target` (added last). A second instance (a replica) needs no code: it is one more entry.
+ */
+const perInstance = (get: (pg: PostgresSample, snap: StackSnapshot) => Sample[]) => (snap: StackSnapshot): Sample[] =>
+  postgresInstances(snap).flatMap(({ instance, state }) => (state.sample ? get(state.sample, snap).map(([labels, v]): Sample => [{ ...labels, target: instance }, v]) : []));
+
+const STANDBY = ['application_name', 'client_addr', 'state'];
+/** One sample per pg_stat_replication row (a standby this instance sends WAL to); absent where the value is null. */
+const perStandby = (get: (r: ReplicationClient) => number | null) =>
+  perInstance((pg) => pg.replication.flatMap((r): Sample[] => {
+    const v = get(r);
+    return v === null ? [] : [[{ application_name: r.applicationName, client_addr: r.clientAddr, state: r.state }, v]];
+  }));
+
+const SLOT = ['slot_name', 'slot_type'];
+const perSlot = (get: (s: ReplicationSlot) => number | null) =>
+  perInstance((pg) => pg.slots.flatMap((sl): Sample[] => {
+    const v = get(sl);
+    return v === null ? [] : [[{ slot_name: sl.slotName, slot_type: sl.slotType }, v]];
+  }));
+
+/** One sample per (database, state) of each instance, every state of every database present (0 included). */
+const perDbState = (fold: (acc: number, g: ActivityGroup) => number) => perInstance((pg): Sample[] => {
   const key = (datname: string, state: string) => JSON.stringify([datname, state]);
   const acc = new Map<string, number>();
   for (const db of pg.databases) for (const st of ACTIVITY_STATES) acc.set(key(db, st), 0);
@@ -63,7 +85,7 @@ const perDbState = (fold: (acc: number, g: ActivityGroup) => number) => (snap: S
     const [datname, state] = JSON.parse(k) as [string, string];
     return [{ datname, state }, v];
   });
-};
+});
 
 /** The data directory's filesystem, when watched (SIDECAR_PGDATA_PATH). */
 const pgdata = (get: (d: DiskSample) => number) => (snap: StackSnapshot): Sample[] => {
@@ -95,11 +117,10 @@ const perLastBackup = (get: (e: BackupEntry, snap: StackSnapshot) => number) => 
 };
 /** '2006-01-02 15:04:05' in UTC, as pgbackrest_exporter formats start_time / stop_time. */
 const goTime = (epochSeconds: number) => new Date(epochSeconds * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, '');
-const archiver = (get: (a: NonNullable<StackSnapshot['sources']['postgres']['sample']>['archiver']) => number | null) => (snap: StackSnapshot): Sample[] => {
-  const a = snap.sources.postgres.sample?.archiver;
-  const v = a ? get(a) : null;
+const archiver = (get: (a: PostgresSample['archiver']) => number | null) => perInstance((pg): Sample[] => {
+  const v = get(pg.archiver);
   return v === null ? [] : [[{}, v]];
-};
+});
 const BACKUP = ['backup_name', 'backup_type', 'block_incr', 'database_id', 'repo_key', 'stanza'];
 const LAST = ['backup_type', 'block_incr', 'stanza'];
 
@@ -145,45 +166,101 @@ export const FAMILIES: Family[] = [
     (l): Family => ({ name: `pgbouncer_${l}`, help: `SHOW LISTS ${l}.`, type: 'gauge', samples: list(l) }),
   ),
 
-  // ---- Postgres (postgres_exporter names) ----
-  { name: 'pg_up', help: 'The direct Postgres connection answered the last poll (1) or not (0).', type: 'gauge', samples: (s) => [[{}, s.sources.postgres.up ? 1 : 0]] },
+  // ---- Postgres (postgres_exporter names), one series per instance: label target = the
+  // instance's name (its URL's host: postgres for the primary, postgres-replica, ...) ----
+  { name: 'pg_up', help: 'The Postgres instance answered the last poll (1) or not (0).', type: 'gauge', labels: ['target'], samples: (s) => postgresInstances(s).map((i) => [{ target: i.instance }, i.state.up ? 1 : 0]) },
   {
     name: 'pg_stat_activity_count',
     help: 'Client backends by database and state (every state, 0 included).',
     type: 'gauge',
-    labels: ['datname', 'state'],
+    labels: ['datname', 'state', 'target'],
     samples: perDbState((total, g) => total + g.count),
   },
   {
     name: 'pg_stat_activity_max_tx_duration',
     help: 'Oldest open transaction by database and state, seconds.',
     type: 'gauge',
-    labels: ['datname', 'state'],
+    labels: ['datname', 'state', 'target'],
     samples: perDbState((max, g) => Math.max(max, g.maxTxSeconds)),
   },
   {
     name: 'poolguard_pg_connections',
     help: 'Client backends by database, state, user and application_name.',
     type: 'gauge',
-    labels: ['datname', 'state', 'usename', 'application_name'],
-    samples: (s) => (s.sources.postgres.sample?.activity ?? []).map((g) => [{ datname: g.datname, state: g.state, usename: g.usename, application_name: g.applicationName }, g.count]),
+    labels: ['datname', 'state', 'usename', 'application_name', 'target'],
+    samples: perInstance((pg) => pg.activity.map((g) => [{ datname: g.datname, state: g.state, usename: g.usename, application_name: g.applicationName }, g.count])),
   },
-  { name: 'pg_settings_max_connections', help: 'Server setting max_connections.', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, s.sources.postgres.sample.maxConnections]] : []) },
-  { name: 'pg_settings_superuser_reserved_connections', help: 'Server setting superuser_reserved_connections.', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, s.sources.postgres.sample.superuserReservedConnections]] : []) },
-  { name: 'pg_stat_database_numbackends', help: 'Backends connected to each database.', type: 'gauge', labels: ['datid', 'datname'], samples: (s) => (s.sources.postgres.sample?.backends ?? []).map((b) => [{ datid: b.datid, datname: b.datname }, b.numbackends]) },
-  { name: 'pg_replication_is_replica', help: '1 if the server is a replica (in recovery).', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, s.sources.postgres.sample.isReplica ? 1 : 0]] : []) },
-  { name: 'pg_replication_lag_seconds', help: 'Replay lag behind the primary, seconds (0 on a primary).', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, s.sources.postgres.sample.replicationLagSeconds]] : []) },
-  { name: 'poolguard_pg_idle_in_transaction_max_seconds', help: 'Longest idle-in-transaction session, seconds.', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, Math.max(0, ...s.sources.postgres.sample.idleInTransaction.map((t) => t.idleSeconds))]] : []) },
+  { name: 'pg_settings_max_connections', help: 'Server setting max_connections.', type: 'gauge', labels: ['target'], samples: perInstance((pg) => [[{}, pg.maxConnections]]) },
+  { name: 'pg_settings_superuser_reserved_connections', help: 'Server setting superuser_reserved_connections.', type: 'gauge', labels: ['target'], samples: perInstance((pg) => [[{}, pg.superuserReservedConnections]]) },
+  { name: 'pg_stat_database_numbackends', help: 'Backends connected to each database.', type: 'gauge', labels: ['datid', 'datname', 'target'], samples: perInstance((pg) => pg.backends.map((b) => [{ datid: b.datid, datname: b.datname }, b.numbackends])) },
+  // Replication: postgres_exporter's collector/pg_replication.go (is_replica, lag_seconds,
+  // last_replay_seconds), its pg_stat_replication query (pg_current_wal_lsn_bytes,
+  // pg_wal_lsn_diff, reply_time; it discards the *_lag intervals, so those are poolguard_) and
+  // its queries.yaml names for slots (pg_replication_slots_active, _pg_wal_lsn_diff), plus
+  // collector/pg_replication_slot.go's safe_wal_size_bytes. The lag is views/replication.ts's:
+  // 0 when the replica replayed up to the primary's current LSN, not postgres_exporter's
+  // receive = replay test, which reads 0 on a dead stream.
+  { name: 'pg_replication_is_replica', help: '1 if the server is a replica (in recovery).', type: 'gauge', labels: ['target'], samples: perInstance((pg) => [[{}, pg.isReplica ? 1 : 0]]) },
+  {
+    name: 'pg_replication_lag_seconds',
+    help: "Replay lag behind the primary, seconds: 0 when replayed up to the primary's current WAL position (0 on a primary), else the age of the last replayed transaction (it grows on a broken stream or a paused replay).",
+    type: 'gauge',
+    labels: ['target'],
+    samples: perInstance((pg, snap) => {
+      const lag = instanceLag(snap, pg);
+      return lag && lag.seconds !== null ? [[{}, lag.seconds]] : [];
+    }),
+  },
+  { name: 'pg_replication_last_replay_seconds', help: 'Age of the last transaction replayed, seconds (replicas only; absent before the first).', type: 'gauge', labels: ['target'], samples: perInstance((pg) => (pg.standby?.replayAgeSeconds != null ? [[{}, Math.max(0, pg.standby.replayAgeSeconds)]] : [])) },
+  {
+    name: 'poolguard_pg_replication_lag_bytes',
+    help: "WAL between the primary's current position and the replica's replay position, bytes (replicas only, while the primary answers).",
+    type: 'gauge',
+    labels: ['target'],
+    samples: perInstance((pg, snap) => {
+      const lag = pg.standby ? instanceLag(snap, pg) : undefined;
+      return lag && lag.bytes !== null ? [[{}, lag.bytes]] : [];
+    }),
+  },
+  { name: 'poolguard_pg_replay_paused', help: '1 while WAL replay is paused (pg_is_wal_replay_paused; replicas only).', type: 'gauge', labels: ['target'], samples: perInstance((pg) => (pg.standby ? [[{}, pg.standby.replayPaused ? 1 : 0]] : [])) },
+  { name: 'poolguard_pg_wal_receiver_streaming', help: "1 when the replica's WAL receiver is streaming, 0 when it has none or it is in another state (replicas only).", type: 'gauge', labels: ['target'], samples: perInstance((pg) => (pg.standby ? [[{}, pg.standby.receiver?.status === 'streaming' ? 1 : 0]] : [])) },
+  { name: 'pg_stat_replication_pg_current_wal_lsn_bytes', help: 'WAL position in bytes.', type: 'gauge', labels: [...STANDBY, 'target'], samples: perStandby((r) => r.currentLsnBytes) },
+  { name: 'pg_stat_replication_pg_wal_lsn_diff', help: 'Lag in bytes between master and slave.', type: 'gauge', labels: [...STANDBY, 'target'], samples: perStandby((r) => r.lsnDiffBytes) },
+  { name: 'pg_stat_replication_reply_time', help: "Time of the standby's last reply, seconds since the epoch.", type: 'gauge', labels: [...STANDBY, 'target'], samples: perStandby((r) => r.replyTime) },
+  { name: 'poolguard_pg_stat_replication_write_lag_seconds', help: 'write_lag of pg_stat_replication, seconds (absent while Postgres reports none).', type: 'gauge', labels: [...STANDBY, 'target'], samples: perStandby((r) => r.writeLagSeconds) },
+  { name: 'poolguard_pg_stat_replication_flush_lag_seconds', help: 'flush_lag of pg_stat_replication, seconds (absent while Postgres reports none).', type: 'gauge', labels: [...STANDBY, 'target'], samples: perStandby((r) => r.flushLagSeconds) },
+  { name: 'poolguard_pg_stat_replication_replay_lag_seconds', help: 'replay_lag of pg_stat_replication, seconds (absent while Postgres reports none).', type: 'gauge', labels: [...STANDBY, 'target'], samples: perStandby((r) => r.replayLagSeconds) },
+  { name: 'pg_replication_slots_active', help: '1 if the replication slot is in use.', type: 'gauge', labels: [...SLOT, 'target'], samples: perSlot((sl) => (sl.active ? 1 : 0)) },
+  { name: 'pg_replication_slots_pg_wal_lsn_diff', help: 'WAL the slot keeps: current (on a replica, received) LSN - restart_lsn, bytes.', type: 'gauge', labels: [...SLOT, 'target'], samples: perSlot((sl) => sl.retainedBytes) },
+  { name: 'pg_replication_slot_safe_wal_size_bytes', help: 'Bytes that can be written to WAL before this slot is in danger of getting lost (absent without max_slot_wal_keep_size).', type: 'gauge', labels: [...SLOT, 'target'], samples: perSlot((sl) => sl.safeWalSizeBytes) },
+  {
+    name: 'poolguard_pg_replication_slot_wal_status',
+    help: "1 for each slot's wal_status (reserved, extended, unreserved, lost).",
+    type: 'gauge',
+    labels: ['slot_name', 'wal_status', 'target'],
+    samples: perInstance((pg) => pg.slots.filter((sl) => sl.walStatus !== '').map((sl) => [{ slot_name: sl.slotName, wal_status: sl.walStatus }, 1])),
+  },
+  { name: 'poolguard_pg_idle_in_transaction_max_seconds', help: 'Longest idle-in-transaction session, seconds.', type: 'gauge', labels: ['target'], samples: perInstance((pg) => [[{}, Math.max(0, ...pg.idleInTransaction.map((t) => t.idleSeconds))]]) },
   { name: 'poolguard_pgdata_filesystem_size_bytes', help: "Size of the filesystem holding Postgres's data directory (SIDECAR_PGDATA_PATH), bytes.", type: 'gauge', labels: ['path'], samples: pgdata((d) => d.sizeBytes) },
   { name: 'poolguard_pgdata_filesystem_avail_bytes', help: "Bytes Postgres can still write on its data directory's filesystem.", type: 'gauge', labels: ['path'], samples: pgdata((d) => d.availableBytes) },
-  { name: 'pg_postmaster_start_time_seconds', help: 'Time at which the postmaster started, seconds since the epoch.', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, s.sources.postgres.sample.startTime]] : []) },
+  { name: 'pg_postmaster_start_time_seconds', help: 'Time at which the postmaster started, seconds since the epoch.', type: 'gauge', labels: ['target'], samples: perInstance((pg) => [[{}, pg.startTime]]) },
   // pg_stat_archiver, postgres_exporter's names (its counters carry no _total).
-  { name: 'pg_stat_archiver_archived_count', help: 'WAL files archived successfully.', type: 'counter', samples: archiver((a) => a.archivedCount) },
-  { name: 'pg_stat_archiver_failed_count', help: 'Failed attempts to archive WAL files.', type: 'counter', samples: archiver((a) => a.failedCount) },
-  { name: 'pg_stat_archiver_last_archive_age', help: 'Seconds since the last WAL file was archived (absent before the first).', type: 'gauge', samples: archiver((a) => a.lastArchiveAgeSeconds) },
-  { name: 'poolguard_pg_archive_ready_segments', help: 'WAL segments written and waiting for archive_command (pg_wal/archive_status/*.ready).', type: 'gauge', samples: archiver((a) => a.readySegments) },
-  { name: 'poolguard_pg_archive_mode_on', help: '1 when archive_mode is on (or always).', type: 'gauge', samples: archiver((a) => (a.mode === 'off' ? 0 : 1)) },
-  { name: 'poolguard_pg_lock_waiting_sessions', help: 'Sessions waiting on a lock.', type: 'gauge', samples: (s) => (s.sources.postgres.sample ? [[{}, s.sources.postgres.sample.lockWaiting]] : []) },
+  { name: 'pg_stat_archiver_archived_count', help: 'WAL files archived successfully.', type: 'counter', labels: ['target'], samples: archiver((a) => a.archivedCount) },
+  { name: 'pg_stat_archiver_failed_count', help: 'Failed attempts to archive WAL files.', type: 'counter', labels: ['target'], samples: archiver((a) => a.failedCount) },
+  { name: 'pg_stat_archiver_last_archive_age', help: 'Seconds since the last WAL file was archived (absent before the first).', type: 'gauge', labels: ['target'], samples: archiver((a) => a.lastArchiveAgeSeconds) },
+  { name: 'poolguard_pg_archive_ready_segments', help: 'WAL segments written and waiting for archive_command (pg_wal/archive_status/*.ready).', type: 'gauge', labels: ['target'], samples: archiver((a) => a.readySegments) },
+  { name: 'poolguard_pg_archive_mode_on', help: '1 when archive_mode is on (or always).', type: 'gauge', labels: ['target'], samples: archiver((a) => (a.mode === 'off' ? 0 : 1)) },
+  { name: 'poolguard_pg_lock_waiting_sessions', help: 'Sessions waiting on a lock.', type: 'gauge', labels: ['target'], samples: perInstance((pg) => [[{}, pg.lockWaiting]]) },
+  {
+    name: 'poolguard_reads_on_primary',
+    help: "1 when PgBouncer's read database (SIDECAR_READ_DATABASE) points at no configured replica, 0 when at one (present with replicas configured and the alias listed).",
+    type: 'gauge',
+    labels: ['database'],
+    samples: (s, _a, scope) => {
+      const r = readRouting(s, scope.readDatabase);
+      return r ? [[{ database: r.database }, r.onPrimary ? 1 : 0]] : [];
+    },
+  },
 
   // ---- Backups (Debian's prometheus-pgbackrest-exporter 0.19 names; every family a gauge, as there) ----
   { name: 'pgbackrest_exporter_status', help: 'pgBackRest exporter get data status.', type: 'gauge', labels: ['stanza'], samples: (s) => {
@@ -272,10 +349,10 @@ export const FAMILIES: Family[] = [
   { name: 'redis_ping_seconds', help: 'PING round trip of the last poll, seconds.', type: 'gauge', samples: (s) => (s.sources.redis.sample ? [[{}, s.sources.redis.sample.pingMs / 1000]] : []) },
 
   // ---- The sidecar's own ----
-  { name: 'poolguard_source_up', help: 'Each source answered its last poll (1) or not (0).', type: 'gauge', labels: ['source'], samples: (s) => Object.entries(s.sources).map(([source, st]) => [{ source }, st.up ? 1 : 0]) },
-  { name: 'poolguard_poll_duration_seconds', help: 'Duration of each source in the last poll, seconds.', type: 'gauge', labels: ['source'], samples: (s) => Object.entries(s.sources).map(([source, st]) => [{ source }, st.durationMs / 1000]) },
-  { name: 'poolguard_poll_errors_total', help: 'Failed polls per source.', type: 'counter', labels: ['source'], samples: (s) => Object.entries(s.sources).map(([source, st]) => [{ source }, st.errorsTotal]) },
-  { name: 'poolguard_backend_restarts_total', help: 'Restarts of each backend seen by the sidecar (start time, run id or counters moved between two polls).', type: 'counter', labels: ['source'], samples: (s) => Object.entries(s.sources).map(([source, st]) => [{ source }, st.restarts]) },
+  { name: 'poolguard_source_up', help: 'Each source answered its last poll (1) or not (0); a replica is the source named by its instance.', type: 'gauge', labels: ['source'], samples: (s) => polledSources(s).map(({ id, state: st }) => [{ source: id }, st.up ? 1 : 0]) },
+  { name: 'poolguard_poll_duration_seconds', help: 'Duration of each source in the last poll, seconds.', type: 'gauge', labels: ['source'], samples: (s) => polledSources(s).map(({ id, state: st }) => [{ source: id }, st.durationMs / 1000]) },
+  { name: 'poolguard_poll_errors_total', help: 'Failed polls per source.', type: 'counter', labels: ['source'], samples: (s) => polledSources(s).map(({ id, state: st }) => [{ source: id }, st.errorsTotal]) },
+  { name: 'poolguard_backend_restarts_total', help: 'Restarts of each backend seen by the sidecar (start time, run id or counters moved between two polls).', type: 'counter', labels: ['source'], samples: (s) => polledSources(s).map(({ id, state: st }) => [{ source: id }, st.restarts]) },
   { name: 'poolguard_polls_total', help: 'Polls completed.', type: 'counter', samples: (s) => [[{}, s.pollCount]] },
   { name: 'poolguard_probe_seconds', help: 'Round trip of SELECT 1 through PgBouncer in the last poll, seconds.', type: 'gauge', samples: (s) => (s.sources.probe.sample ? [[{}, s.sources.probe.sample.responseTimeMs / 1000]] : []) },
   { name: 'poolguard_alerts_firing', help: 'Firing alert instances per rule and severity.', type: 'gauge', labels: ['rule', 'severity'], samples: (_s, a) => a.countsByRule().map((c) => [{ rule: c.rule, severity: c.severity }, c.count]) },
@@ -291,6 +368,7 @@ class SnapshotFamily {
   constructor(
     private readonly family: Family,
     private readonly read: () => { snapshot: StackSnapshot; alerts: AlertEngine },
+    private readonly scope: PoolScope,
   ) {}
 
   get name(): string {
@@ -307,16 +385,16 @@ class SnapshotFamily {
 
   async get() {
     const { snapshot, alerts } = this.read();
-    const values = this.family.samples(snapshot, alerts).map(([labels, value]) => ({ labels, value }));
+    const values = this.family.samples(snapshot, alerts, this.scope).map(([labels, value]) => ({ labels, value }));
     return { name: this.family.name, help: this.family.help, type: this.family.type, aggregator: this.aggregator, values };
   }
 
   reset(): void {}
 }
 
-/** Registers every family on the registry; each reads the snapshot at collect time. */
-export function registerMetrics(registry: Registry, read: () => { snapshot: StackSnapshot; alerts: AlertEngine }): void {
-  for (const f of FAMILIES) registry.registerMetric(new SnapshotFamily(f, read) as unknown as Metric);
+/** Registers every family on the registry; each reads the snapshot at collect time. scope: the config's names (the read alias). */
+export function registerMetrics(registry: Registry, read: () => { snapshot: StackSnapshot; alerts: AlertEngine }, scope: PoolScope): void {
+  for (const f of FAMILIES) registry.registerMetric(new SnapshotFamily(f, read, scope) as unknown as Metric);
 }
 
 /**

@@ -5,19 +5,22 @@ import { Registry } from 'prom-client';
 import { AlertEngine, type Transition } from './alerts/engine.js';
 import { DEFAULT_RULES, applyOverrides } from './alerts/rules.js';
 import { createWebhook } from './alerts/webhook.js';
-import { createClients, createSources, type StackClients } from './clients.js';
+import { createClients, createMoreInstances, createSources, type StackClients } from './clients.js';
 import { healthBody } from './health.js';
 import { registerMetrics } from './metrics.js';
 import { Poller } from './poller.js';
 import { poolScope } from './pools.js';
 import type { StackSamples } from './snapshot.js';
 import type { Config } from './types.js';
+import { REPLICA_LAGGING_SECONDS, replicasHealth } from './views/replication.js';
 
 export interface Monitor {
   poller: Poller<StackSamples>;
   engine: AlertEngine;
   registry: Registry;
   clients: StackClients;
+  /** The lag from which /health calls a replica lagging: replica_lag's WARNING level (after SIDECAR_ALERT_RULES). */
+  replicaLaggingSeconds: number;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -26,7 +29,9 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
   // A connection lost between polls triggers a poll right away, so /health says so at once.
   const clients = createClients(config, logger, () => poller.pollSoon());
   const pools = poolScope(config);
-  const engine = new AlertEngine(applyOverrides(DEFAULT_RULES, config.alerts.overrides), {
+  const rules = applyOverrides(DEFAULT_RULES, config.alerts.overrides);
+  const replicaLaggingSeconds = rules.find((r) => r.name === 'replica_lag')?.warning ?? REPLICA_LAGGING_SECONDS;
+  const engine = new AlertEngine(rules, {
     defaultForMs: config.alerts.forMs,
     resolveForMs: config.alerts.resolveForMs,
     hysteresis: config.alerts.hysteresis,
@@ -48,6 +53,7 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
       knownDatabases: () => poller.snapshot.sources.pgbouncer.sample?.databases.map((d) => d.name),
       pgdataPath: config.pgdataPath,
       backupStatusPath: config.backupStatusPath,
+      postgresInstance: config.postgres.host,
     }),
     {
     intervalMs: config.pollIntervalMs,
@@ -62,14 +68,15 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
     onSourceRecovered: (source) => logger.info({ source }, `${source} up`),
     onSourceRestarted: (source, reason) => logger.warn({ source, reason }, `${source} restarted: ${reason}`),
     },
+    createMoreInstances(clients, config),
   );
 
   const registry = new Registry();
-  registerMetrics(registry, () => ({ snapshot: poller.snapshot, alerts: engine }));
+  registerMetrics(registry, () => ({ snapshot: poller.snapshot, alerts: engine }), pools);
 
   let summaryTimer: NodeJS.Timeout | undefined;
   const summary = () => {
-    const h = healthBody(poller.snapshot, { isShuttingDown: false, redisStatus: clients.redis.status, now: new Date(), pools });
+    const h = healthBody(poller.snapshot, { isShuttingDown: false, redisStatus: clients.redis.status, now: new Date(), pools, replicaLaggingSeconds });
     const redisInfo = poller.snapshot.sources.redis.sample?.info;
     logger.info(
       {
@@ -77,6 +84,9 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
         database: { healthy: h.database.healthy, ...h.database.connectionPool, isShuttingDown: undefined },
         postgres: { healthy: h.postgres.healthy, connections: h.postgres.connections, max: h.postgres.maxConnections },
         redis: { status: h.redis.status, available: h.redis.available, connectedClients: redisInfo ? Number(redisInfo.connected_clients) : null },
+        ...(config.postgresReplicas.length > 0
+          ? { degraded: h.degraded, replicas: replicasHealth(poller.snapshot, replicaLaggingSeconds).map((r) => ({ instance: r.instance, status: r.status, lagSeconds: r.lagSeconds })) }
+          : {}),
         alerts: engine.firing().length,
       },
       'summary',
@@ -88,6 +98,7 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
     engine,
     registry,
     clients,
+    replicaLaggingSeconds,
     async start() {
       await poller.start();
       if (config.summaryIntervalMs > 0) {

@@ -15,9 +15,9 @@ export interface PoolFigures {
 /** PgBouncer's admin console: a virtual database of this fixed name (SHOW commands only). */
 export const ADMIN_CONSOLE_DB = 'pgbouncer';
 
-/** The application's database and the probe's target, from the config. */
-export function poolScope(config: Pick<Config, 'postgres' | 'probe'>): PoolScope {
-  return { appDatabase: config.postgres.database, probe: { database: config.probe.database, user: config.probe.user } };
+/** The application's database, the probe's target and the read alias, from the config. */
+export function poolScope(config: Pick<Config, 'postgres' | 'probe' | 'readDatabase'>): PoolScope {
+  return { appDatabase: config.postgres.database, probe: { database: config.probe.database, user: config.probe.user }, readDatabase: config.readDatabase };
 }
 
 type PoolKey = Pick<PgBouncerPool, 'database' | 'user'>;

@@ -40,11 +40,22 @@ export interface Config {
   shutdownGraceMs: number;
   pgbouncer: PgTarget;
   probe: PgTarget;
+  /** The primary; its instance name is its host. */
   postgres: PgTarget;
+  /**
+   * Streaming replicas (SIDECAR_POSTGRES_REPLICA_URLS), watched as more instances of the postgres
+   * kind, each named by its host; empty when none are configured or SIDECAR_PROFILES leaves out
+   * `replica`. They log in with SIDECAR_POSTGRES_PASSWORD.
+   */
+  postgresReplicas: PgTarget[];
+  /** The compose profiles the stack runs with (SIDECAR_PROFILES); undefined when not set. */
+  profiles: string[] | undefined;
   redis: RedisTarget;
   token: string | undefined;
   /** Per remote address: open sockets and new sockets a second (app.ts HttpLimits). */
   http: { maxConnectionsPerAddress: number; newConnectionsPerSecondPerAddress: number };
+  /** PgBouncer's [databases] alias that serves reads (SIDECAR_READ_DATABASE, app_ro by default). */
+  readDatabase: string;
   /** A read-only mount of Postgres's data volume, watched with statfs (undefined: not watched). */
   pgdataPath: string | undefined;
   /** The backup service's status.json (undefined: backups are not watched). */
@@ -68,4 +79,6 @@ export interface Config {
 export interface PoolScope {
   appDatabase: string;
   probe: { database: string; user: string };
+  /** PgBouncer's [databases] alias that serves reads (SIDECAR_READ_DATABASE): its host tells where reads go. */
+  readDatabase: string;
 }

@@ -3,11 +3,12 @@
 // default can be overridden from config (SIDECAR_ALERT_RULES). What a rule needs from the config
 // (which pools are the application's) comes in a RuleContext, passed by the engine.
 import { isSidecarPool, poolFigures } from '../pools.js';
-import { pollSeconds, type StackSnapshot } from '../snapshot.js';
+import { pollSeconds, polledSources, postgresInstances, type StackSnapshot } from '../snapshot.js';
 import { usedPercent } from '../sources/disk.js';
 import type { BackupsSample } from '../sources/backups.js';
 import { clientConnections, usableConnections } from '../sources/postgres.js';
 import type { PoolScope } from '../types.js';
+import { instanceLag, readRouting, replicaInstances } from '../views/replication.js';
 import type { RuleName, RuleOverride } from './names.js';
 
 export type Severity = 'WARNING' | 'CRITICAL';
@@ -22,6 +23,7 @@ export interface Observation {
 
 /** What rules may know besides the snapshot: the deployment's names, from the config. */
 export interface RuleContext {
+  /** Which PgBouncer pools are whose, and the read alias (SIDECAR_READ_DATABASE). */
   pools: PoolScope;
 }
 
@@ -153,9 +155,9 @@ export const DEFAULT_RULES: Rule[] = [
     name: 'backend_restarted',
     warning: 1,
     forMs: 0,
+    // Every instance, replicas included (label: the source id, a replica's instance name).
     observe: (snap) =>
-      (Object.keys(snap.sources) as (keyof StackSnapshot['sources'])[]).flatMap((name) => {
-        const src = snap.sources[name];
+      polledSources(snap).flatMap(({ id: name, state: src }) => {
         if (src.lastRestartAt === null || snap.lastPollAt === null) return [];
         const ageMs = Date.parse(snap.lastPollAt) - Date.parse(src.lastRestartAt);
         return [{
@@ -204,11 +206,96 @@ export const DEFAULT_RULES: Rule[] = [
     },
   },
   {
+    // Per Postgres instance in recovery: the lag of views/replication.ts (0 when it replayed up to
+    // the primary's current LSN, however idle the primary; the age of the last replayed
+    // transaction otherwise, so a paused replay or a broken stream shows as a growing lag).
+    // A replica that is down has no lag: replica_down covers it.
     name: 'replica_lag',
     warning: 5,
+    critical: 30,
+    observe: (snap) =>
+      postgresInstances(snap).flatMap(({ instance, state }) => {
+        const lag = instanceLag(snap, state.sample);
+        if (!state.sample?.isReplica || !lag || lag.seconds === null) return [];
+        const seconds = lag.seconds;
+        return [{
+          labels: { target: instance },
+          value: seconds,
+          describe: (v) => `Replica ${instance} is ${fmt(v)} s behind the primary${lag.bytes !== null ? ` (${fmt(lag.bytes / 2 ** 20)} MiB of WAL)` : ''}: ${lag.reason}`,
+        }];
+      }),
+  },
+  {
+    // A configured replica (SIDECAR_POSTGRES_REPLICA_URLS) that does not answer. Its own rule,
+    // not backend_down: a replica down does not make /health unhealthy (reads can move to the
+    // primary), and its `for` (the default, 15 s) and level can be tuned apart from the stack's.
+    name: 'replica_down',
+    critical: 1,
+    observe: (snap) =>
+      replicaInstances(snap).map(({ instance, state }) => ({
+        labels: { target: instance },
+        value: snap.pollCount > 0 && !state.up ? 1 : 0,
+        describe: () => `Replica ${instance} is down: ${state.lastError ?? 'no answer'}`,
+      })),
+  },
+  {
+    // Per slot: a physical slot nobody streams from (it keeps WAL on the primary until the disk
+    // fills), or any slot whose WAL is past max_slot_wal_keep_size: unreserved (1, about to be
+    // lost) or lost (2: the replica behind it can no longer catch up and must be rebuilt).
+    name: 'replication_slot_inactive',
+    warning: 1,
+    critical: 2,
+    observe: (snap) =>
+      postgresInstances(snap).flatMap(({ instance, state }) =>
+        (state.sample?.slots ?? []).map((slot) => {
+          const value = slot.walStatus === 'lost' ? 2 : slot.walStatus === 'unreserved' || (slot.slotType === 'physical' && !slot.active) ? 1 : 0;
+          const retained = slot.retainedBytes === null ? '' : `, keeping ${fmt(slot.retainedBytes / 2 ** 20)} MiB of WAL`;
+          return {
+            labels: { target: instance, slot_name: slot.slotName },
+            value,
+            describe: () =>
+              slot.walStatus === 'lost'
+                ? `Replication slot ${slot.slotName} on ${instance} lost its WAL (wal_status lost): the standby using it cannot catch up and must be rebuilt from a new base backup`
+                : slot.walStatus === 'unreserved'
+                  ? `Replication slot ${slot.slotName} on ${instance} is past max_slot_wal_keep_size (wal_status unreserved${retained}): its WAL is removed at the next checkpoint unless the standby catches up`
+                  : `Physical replication slot ${slot.slotName} on ${instance} is inactive${retained}: no standby streams from it, and the WAL it keeps grows until the disk fills`,
+          };
+        }),
+      ),
+  },
+  {
+    // Replicas are configured (and their profile is on), but the primary sends WAL to no standby in
+    // state streaming (pg_stat_replication): every replica is down, broken or still catching up.
+    name: 'replica_not_streaming',
+    warning: 1,
+    forMs: 30_000,
     observe: (snap) => {
-      const s = snap.sources.postgres.sample;
-      return s?.isReplica ? [{ labels: {}, value: s.replicationLagSeconds, describe: (v) => `Replica replay lag is ${fmt(v)} s` }] : [];
+      const replicas = replicaInstances(snap);
+      const primary = postgresInstances(snap)[0];
+      const s = primary?.state.sample;
+      if (replicas.length === 0 || !primary || !s || s.isReplica) return [];
+      const streaming = s.replication.filter((r) => r.state === 'streaming').length;
+      const others = s.replication.map((r) => `${r.applicationName || '?'}@${r.clientAddr || 'local'} ${r.state}`).join(', ');
+      return [{
+        labels: { target: primary.instance },
+        value: streaming === 0 ? 1 : 0,
+        describe: () => `${replicas.length} replica(s) configured (${replicas.map((r) => r.instance).join(', ')}), but the primary ${primary.instance} streams WAL to none: pg_stat_replication shows ${others || 'no standby at all'}`,
+      }];
+    },
+  },
+  {
+    // Replicas are configured, PgBouncer has the read alias, and its host is none of them: reads
+    // land on the primary (after a failover of the alias, or before read routing is set up).
+    name: 'reads_on_primary',
+    warning: 1,
+    observe: (snap, _prev, ctx) => {
+      const r = readRouting(snap, ctx.pools.readDatabase);
+      if (!r) return [];
+      return [{
+        labels: { database: r.database },
+        value: r.onPrimary ? 1 : 0,
+        describe: () => `PgBouncer's read database ${r.database} points at ${r.host}, not at a replica (${replicaInstances(snap).map((i) => i.instance).join(', ')}): reads run on the primary`,
+      }];
     },
   },
   {

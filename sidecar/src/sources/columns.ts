@@ -16,6 +16,15 @@ export function optNum(row: Row, ...names: string[]): number | undefined {
   return names.some((n) => n in row && row[n] !== null && row[n] !== '') ? num(row, ...names) : undefined;
 }
 
+/** A number, or null when the column is NULL or missing (an LSN, an interval, a timestamp Postgres has none of). */
+export function nullableNum(row: Row, ...names: string[]): number | null {
+  for (const name of names) {
+    const v = row[name];
+    if (v !== null && v !== undefined && v !== '' && Number.isFinite(Number(v))) return Number(v);
+  }
+  return null;
+}
+
 export function str(row: Row, ...names: string[]): string {
   for (const name of names) {
     const v = row[name];

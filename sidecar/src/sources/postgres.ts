@@ -1,7 +1,7 @@
 // Postgres, on the direct URL as the monitoring role (pg_monitor). Each query is parsed by a
 // pure function that matches columns by name.
 import type { Queryable, Row } from '../pg-connection.js';
-import { num, str } from './columns.js';
+import { nullableNum, num, str } from './columns.js';
 
 /** Every state postgres_exporter emits (0 included). */
 export const ACTIVITY_STATES = ['active', 'idle', 'idle in transaction', 'idle in transaction (aborted)', 'fastpath function call', 'disabled'] as const;
@@ -46,11 +46,82 @@ export interface PostgresSample {
   oldestXactSeconds: number;
   lockWaiting: number;
   backends: DatabaseBackends[];
+  /** pg_is_in_recovery(): a standby (or a server replaying WAL). */
   isReplica: boolean;
-  replicationLagSeconds: number;
+  /** pg_current_wal_lsn() in bytes (pg_wal_lsn_diff(lsn, '0/0')); null in recovery. */
+  currentLsnBytes: number | null;
+  /** The standby side; null when not in recovery. */
+  standby: Standby | null;
+  /** pg_stat_replication: the standbys (and base backups) this server sends WAL to. */
+  replication: ReplicationClient[];
+  /** pg_replication_slots. */
+  slots: ReplicationSlot[];
   /** pg_postmaster_start_time(), seconds since the epoch: it moves when Postgres restarts. */
   startTime: number;
   archiver: Archiver;
+}
+
+/** What a server in recovery reports about its own replay and its WAL receiver. */
+export interface Standby {
+  /** pg_last_wal_receive_lsn() / pg_last_wal_replay_lsn() in bytes; null when unknown. */
+  receiveLsnBytes: number | null;
+  replayLsnBytes: number | null;
+  /** pg_last_xact_replay_timestamp(), seconds since the epoch; null before the first replayed transaction. */
+  lastReplayAt: number | null;
+  /** clock_timestamp() - pg_last_xact_replay_timestamp() on the standby's own clock, seconds; null with lastReplayAt. */
+  replayAgeSeconds: number | null;
+  /** pg_is_wal_replay_paused(). */
+  replayPaused: boolean;
+  /** pg_stat_wal_receiver's row; null when it has none (no WAL receiver: the stream is not running). */
+  receiver: WalReceiver | null;
+}
+
+export interface WalReceiver {
+  /** streaming, starting, waiting, restarting, stopping. */
+  status: string;
+  senderHost: string;
+  slotName: string;
+  /** last_msg_receipt_time, seconds since the epoch; null when none. */
+  lastMsgReceiptAt: number | null;
+}
+
+/** One row of pg_stat_replication (a WAL sender), on the sending server. */
+export interface ReplicationClient {
+  applicationName: string;
+  /** host(client_addr); '' over a Unix socket (as postgres_exporter's label). */
+  clientAddr: string;
+  /** startup, catchup, streaming, backup, stopping. */
+  state: string;
+  syncState: string;
+  /** pg_current_wal_lsn() at this query, bytes (as postgres_exporter's pg_current_wal_lsn_bytes). */
+  currentLsnBytes: number | null;
+  sentLsnBytes: number | null;
+  writeLsnBytes: number | null;
+  flushLsnBytes: number | null;
+  replayLsnBytes: number | null;
+  /** current - replay LSN, bytes (postgres_exporter's pg_wal_lsn_diff); null when replay_lsn is. */
+  lsnDiffBytes: number | null;
+  /** write_lag / flush_lag / replay_lag in seconds; null when Postgres has none (idle, or not measured yet). */
+  writeLagSeconds: number | null;
+  flushLagSeconds: number | null;
+  replayLagSeconds: number | null;
+  /** reply_time, seconds since the epoch; null before the first reply. */
+  replyTime: number | null;
+}
+
+/** One row of pg_replication_slots. */
+export interface ReplicationSlot {
+  slotName: string;
+  /** physical or logical. */
+  slotType: string;
+  active: boolean;
+  /** reserved, extended, unreserved, lost ('' when Postgres reports none). */
+  walStatus: string;
+  restartLsnBytes: number | null;
+  /** WAL the slot keeps: current (or, in recovery, received) LSN - restart_lsn, bytes; null without restart_lsn. */
+  retainedBytes: number | null;
+  /** safe_wal_size: bytes that can still be written before the slot is lost; null without max_slot_wal_keep_size. */
+  safeWalSizeBytes: number | null;
 }
 
 /** pg_stat_archiver, and the WAL segments still waiting for archive_command. */
@@ -93,12 +164,22 @@ export const SQL = {
                 WHERE xact_start IS NOT NULL AND backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()`,
   lockWaiting: `SELECT count(*) AS waiting FROM pg_catalog.pg_stat_activity WHERE wait_event_type = 'Lock'`,
   backends: `SELECT datid::text AS datid, datname, numbackends FROM pg_catalog.pg_stat_database WHERE datname IS NOT NULL`,
-  // One row: recovery state and lag, the postmaster's start time, the archiver (pg_stat_archiver
-  // and the .ready files, pg_ls_archive_statusdir is granted to pg_monitor).
+  // One row: recovery state, the WAL positions (LSNs as numeric bytes: node-postgres returns
+  // strings), the standby's replay and WAL receiver (pg_stat_wal_receiver has one row or none;
+  // its columns are visible to pg_monitor through pg_read_all_stats), the postmaster's start
+  // time, the archiver (pg_stat_archiver and the .ready files, pg_ls_archive_statusdir is
+  // granted to pg_monitor). pg_current_wal_lsn() and pg_is_wal_replay_paused() raise errors on
+  // the wrong side of recovery, hence the CASEs.
   server: `SELECT pg_catalog.pg_is_in_recovery() AS is_replica,
-                  CASE WHEN pg_catalog.pg_is_in_recovery()
-                       THEN coalesce(extract(epoch FROM clock_timestamp() - pg_catalog.pg_last_xact_replay_timestamp()), 0)
-                       ELSE 0 END::float8 AS lag_seconds,
+                  CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL
+                       ELSE pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), '0/0') END AS current_lsn_bytes,
+                  pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_receive_lsn(), '0/0') AS receive_lsn_bytes,
+                  pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_replay_lsn(), '0/0') AS replay_lsn_bytes,
+                  extract(epoch FROM pg_catalog.pg_last_xact_replay_timestamp())::float8 AS last_replay_time,
+                  extract(epoch FROM clock_timestamp() - pg_catalog.pg_last_xact_replay_timestamp())::float8 AS replay_age_seconds,
+                  CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_is_wal_replay_paused() ELSE false END AS replay_paused,
+                  w.status AS receiver_status, w.sender_host AS receiver_sender_host, w.slot_name AS receiver_slot_name,
+                  extract(epoch FROM w.last_msg_receipt_time)::float8 AS receiver_last_msg_time,
                   extract(epoch FROM pg_catalog.pg_postmaster_start_time())::float8 AS start_time,
                   pg_catalog.current_setting('archive_mode') AS archive_mode,
                   a.archived_count, a.failed_count,
@@ -107,7 +188,34 @@ export const SQL = {
                   coalesce(extract(epoch FROM a.last_failed_time), 0)::float8 AS last_failed_time,
                   extract(epoch FROM clock_timestamp() - a.last_archived_time)::float8 AS last_archive_age,
                   (SELECT count(*) FROM pg_catalog.pg_ls_archive_statusdir() WHERE name LIKE '%.ready') AS ready_segments
-             FROM pg_catalog.pg_stat_archiver a`,
+             FROM pg_catalog.pg_stat_archiver a LEFT JOIN pg_catalog.pg_stat_wal_receiver w ON true`,
+  // The standbys this server sends WAL to, as postgres_exporter's pg_stat_replication query
+  // computes them (current LSN and its distance to replay_lsn, in the same statement).
+  replication: `SELECT coalesce(application_name, '') AS application_name, coalesce(host(client_addr), '') AS client_addr,
+                       coalesce(state, '') AS state, coalesce(sync_state, '') AS sync_state,
+                       CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL
+                            ELSE pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), '0/0') END AS current_lsn_bytes,
+                       pg_catalog.pg_wal_lsn_diff(sent_lsn, '0/0') AS sent_lsn_bytes,
+                       pg_catalog.pg_wal_lsn_diff(write_lsn, '0/0') AS write_lsn_bytes,
+                       pg_catalog.pg_wal_lsn_diff(flush_lsn, '0/0') AS flush_lsn_bytes,
+                       pg_catalog.pg_wal_lsn_diff(replay_lsn, '0/0') AS replay_lsn_bytes,
+                       CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL
+                            ELSE pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), replay_lsn) END AS lsn_diff_bytes,
+                       extract(epoch FROM write_lag)::float8 AS write_lag_seconds,
+                       extract(epoch FROM flush_lag)::float8 AS flush_lag_seconds,
+                       extract(epoch FROM replay_lag)::float8 AS replay_lag_seconds,
+                       extract(epoch FROM reply_time)::float8 AS reply_time
+                  FROM pg_catalog.pg_stat_replication
+                 ORDER BY 1, 2`,
+  // Slots and the WAL each keeps (from the received LSN on a standby, as postgres_exporter's
+  // pg_replication_slot collector does).
+  slots: `SELECT slot_name, slot_type, active, coalesce(wal_status, '') AS wal_status,
+                 pg_catalog.pg_wal_lsn_diff(restart_lsn, '0/0') AS restart_lsn_bytes,
+                 pg_catalog.pg_wal_lsn_diff(CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_receive_lsn()
+                                                 ELSE pg_catalog.pg_current_wal_lsn() END, restart_lsn) AS retained_bytes,
+                 safe_wal_size
+            FROM pg_catalog.pg_replication_slots
+           ORDER BY slot_name`,
 } as const;
 
 export function parseSettings(rows: Row[]): Pick<PostgresSample, 'version' | 'maxConnections' | 'superuserReservedConnections' | 'reservedConnections'> {
@@ -149,11 +257,28 @@ export function parseBackends(rows: Row[]): DatabaseBackends[] {
   return rows.map((r) => ({ datid: str(r, 'datid'), datname: str(r, 'datname'), numbackends: num(r, 'numbackends') }));
 }
 
-export function parseServer(rows: Row[]): Pick<PostgresSample, 'isReplica' | 'replicationLagSeconds' | 'startTime' | 'archiver'> {
+const bool = (v: unknown) => v === true || v === 't';
+
+export function parseServer(rows: Row[]): Pick<PostgresSample, 'isReplica' | 'currentLsnBytes' | 'standby' | 'startTime' | 'archiver'> {
   const r = rows[0] ?? {};
+  const isReplica = bool(r.is_replica);
+  const receiverStatus = r.receiver_status;
   return {
-    isReplica: r.is_replica === true || r.is_replica === 't',
-    replicationLagSeconds: num(r, 'lag_seconds'),
+    isReplica,
+    currentLsnBytes: nullableNum(r, 'current_lsn_bytes'),
+    standby: isReplica
+      ? {
+          receiveLsnBytes: nullableNum(r, 'receive_lsn_bytes'),
+          replayLsnBytes: nullableNum(r, 'replay_lsn_bytes'),
+          lastReplayAt: nullableNum(r, 'last_replay_time'),
+          replayAgeSeconds: nullableNum(r, 'replay_age_seconds'),
+          replayPaused: bool(r.replay_paused),
+          // A LEFT JOIN: no receiver row leaves every receiver column NULL (status never is in a row).
+          receiver: receiverStatus === null || receiverStatus === undefined
+            ? null
+            : { status: str(r, 'receiver_status'), senderHost: str(r, 'receiver_sender_host'), slotName: str(r, 'receiver_slot_name'), lastMsgReceiptAt: nullableNum(r, 'receiver_last_msg_time') },
+        }
+      : null,
     startTime: num(r, 'start_time'),
     archiver: {
       mode: str(r, 'archive_mode'),
@@ -163,10 +288,41 @@ export function parseServer(rows: Row[]): Pick<PostgresSample, 'isReplica' | 're
       lastFailedWal: str(r, 'last_failed_wal'),
       lastArchivedTime: num(r, 'last_archived_time'),
       lastFailedTime: num(r, 'last_failed_time'),
-      lastArchiveAgeSeconds: r.last_archive_age === null || r.last_archive_age === undefined ? null : num(r, 'last_archive_age'),
+      lastArchiveAgeSeconds: nullableNum(r, 'last_archive_age'),
       readySegments: num(r, 'ready_segments'),
     },
   };
+}
+
+export function parseReplication(rows: Row[]): ReplicationClient[] {
+  return rows.map((r) => ({
+    applicationName: str(r, 'application_name'),
+    clientAddr: str(r, 'client_addr'),
+    state: str(r, 'state'),
+    syncState: str(r, 'sync_state'),
+    currentLsnBytes: nullableNum(r, 'current_lsn_bytes'),
+    sentLsnBytes: nullableNum(r, 'sent_lsn_bytes'),
+    writeLsnBytes: nullableNum(r, 'write_lsn_bytes'),
+    flushLsnBytes: nullableNum(r, 'flush_lsn_bytes'),
+    replayLsnBytes: nullableNum(r, 'replay_lsn_bytes'),
+    lsnDiffBytes: nullableNum(r, 'lsn_diff_bytes'),
+    writeLagSeconds: nullableNum(r, 'write_lag_seconds'),
+    flushLagSeconds: nullableNum(r, 'flush_lag_seconds'),
+    replayLagSeconds: nullableNum(r, 'replay_lag_seconds'),
+    replyTime: nullableNum(r, 'reply_time'),
+  }));
+}
+
+export function parseSlots(rows: Row[]): ReplicationSlot[] {
+  return rows.map((r) => ({
+    slotName: str(r, 'slot_name'),
+    slotType: str(r, 'slot_type'),
+    active: bool(r.active),
+    walStatus: str(r, 'wal_status'),
+    restartLsnBytes: nullableNum(r, 'restart_lsn_bytes'),
+    retainedBytes: nullableNum(r, 'retained_bytes'),
+    safeWalSizeBytes: nullableNum(r, 'safe_wal_size'),
+  }));
 }
 
 export async function collectPostgres(db: Queryable): Promise<PostgresSample> {
@@ -178,7 +334,9 @@ export async function collectPostgres(db: Queryable): Promise<PostgresSample> {
   const lockWaiting = num((await db.query(SQL.lockWaiting))[0] ?? {}, 'waiting');
   const backends = parseBackends(await db.query(SQL.backends));
   const server = parseServer(await db.query(SQL.server));
-  return { ...settings, activity, databases, idleInTransaction, oldestXactSeconds, lockWaiting, backends, ...server };
+  const replication = parseReplication(await db.query(SQL.replication));
+  const slots = parseSlots(await db.query(SQL.slots));
+  return { ...settings, activity, databases, idleInTransaction, oldestXactSeconds, lockWaiting, backends, ...server, replication, slots };
 }
 
 const iso = (epochSeconds: number) => new Date(epochSeconds * 1000).toISOString();

@@ -97,7 +97,7 @@ describe('routes', () => {
     const a = await buildApp({
       logger: pino({ level: 'silent' }), snapshot: () => snapshot({ pgbouncer: state<PgBouncerSample>(pb) }), alerts: () => [],
       metrics: { contentType: new Registry().contentType, render: async () => '' }, redisStatus: () => 'ready', isShuttingDown: () => false,
-      pools: { appDatabase: 'app', probe: { database: 'custom_probe', user: 'poolguard_monitor' } }, pollIntervalMs: 5000,
+      pools: { appDatabase: 'app', probe: { database: 'custom_probe', user: 'poolguard_monitor' }, readDatabase: 'app_ro' }, pollIntervalMs: 5000,
     });
     expect((await a.inject('/health')).json().database.connectionPool).toMatchObject({ active: 10, idle: 3, total: 13, max: 30, utilizationPercent: 43.3 });
     expect((await a.inject('/pool')).json().database).toMatchObject({ activeConnections: 10, idleConnections: 3, totalConnections: 13, maxConnections: 30 });

@@ -66,7 +66,7 @@ describe('backup metrics (pgbackrest_exporter 0.19 and postgres_exporter names)'
   async function scrape(snap: ReturnType<typeof snapshot>): Promise<string> {
     const registry = new Registry();
     const engine = new AlertEngine(DEFAULT_RULES, { defaultForMs: 0, resolveForMs: 0, hysteresis: 0.05, context: { pools: POOLS } });
-    registerMetrics(registry, () => ({ snapshot: snap, alerts: engine }));
+    registerMetrics(registry, () => ({ snapshot: snap, alerts: engine }), POOLS);
     return registry.metrics();
   }
 
@@ -87,10 +87,10 @@ describe('backup metrics (pgbackrest_exporter 0.19 and postgres_exporter names)'
       'pgbackrest_backup_last_size_bytes{backup_type="diff",block_incr="n",stanza="poolguard"} 1645446422',
       'pgbackrest_wal_archive_status{database_id="1",pg_version="17",repo_key="1",stanza="poolguard",wal_max="",wal_min=""} 1',
       'poolguard_backup_last_run_success{backup_type="full"} 1',
-      'pg_stat_archiver_archived_count 42',
-      'pg_stat_archiver_failed_count 1',
-      'pg_stat_archiver_last_archive_age 100.5',
-      'poolguard_pg_archive_ready_segments 0',
+      'pg_stat_archiver_archived_count{target="postgres"} 42',
+      'pg_stat_archiver_failed_count{target="postgres"} 1',
+      'pg_stat_archiver_last_archive_age{target="postgres"} 100.5',
+      'poolguard_pg_archive_ready_segments{target="postgres"} 0',
     ]) expect(text).toContain(line);
     expect(text).toMatch(/pgbackrest_backup_info\{backrest_ver="2\.55\.1",backup_name="20261202-190435F",backup_type="full",block_incr="n",database_id="1",lsn_start="1\/CB000060",lsn_stop="1\/CB000158",pg_version="17",prior="",repo_key="1",stanza="poolguard",wal_start="0000000100000001000000CB",wal_stop="0000000100000001000000CB"\} 1/);
   });

@@ -39,7 +39,7 @@ describe('disk source', () => {
   });
 
   it('the metric rows: size and available bytes with the path; none when not watched', () => {
-    const rows = (name: string, snap = at(400 * 2 ** 20)) => FAMILIES.find((f) => f.name === name)!.samples(snap, new AlertEngine([], { defaultForMs: 0, resolveForMs: 0, hysteresis: 0, context: { pools: POOLS } }));
+    const rows = (name: string, snap = at(400 * 2 ** 20)) => FAMILIES.find((f) => f.name === name)!.samples(snap, new AlertEngine([], { defaultForMs: 0, resolveForMs: 0, hysteresis: 0, context: { pools: POOLS } }), POOLS);
     expect(rows('poolguard_pgdata_filesystem_size_bytes')).toEqual([[{ path: '/var/lib/postgresql/data' }, 1000 * 2 ** 20]]);
     expect(rows('poolguard_pgdata_filesystem_avail_bytes')).toEqual([[{ path: '/var/lib/postgresql/data' }, 400 * 2 ** 20]]);
     const unwatched = snapshot({ disk: state<DiskSample>({ path: null, sizeBytes: 0, availableBytes: 0 }) });

@@ -29,6 +29,8 @@ const healthy: HealthBody = {
   pgbouncer: { healthy: true, version: '1.24.1', lastPollAt: '2026-01-01T00:00:00.000Z', lastError: null, restarts: 0, lastRestartAt: null },
   postgres: { healthy: true, version: '17.5', connections: 5, maxConnections: 97, lastPollAt: '2026-01-01T00:00:00.000Z', lastError: null, restarts: 0, lastRestartAt: null },
   redis: { available: true, connected: true, status: 'ready', responseTime: 0.4, lastPollAt: '2026-01-01T00:00:00.000Z', lastError: null, restarts: 0, lastRestartAt: null },
+  replicas: [],
+  degraded: false,
 };
 
 const postgresDown: HealthBody = {

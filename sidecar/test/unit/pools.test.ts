@@ -19,7 +19,7 @@ import { pgbouncerSample, snapshot, state } from '../fixtures/snapshot.js';
 
 const NOW = new Date('2026-01-01T00:00:01.000Z');
 /** What loadConfig gives for SIDECAR_PROBE_URL=.../custom_probe and SIDECAR_POSTGRES_URL=.../app. */
-const SCOPE: PoolScope = { appDatabase: 'app', probe: { database: 'custom_probe', user: 'poolguard_monitor' } };
+const SCOPE: PoolScope = { appDatabase: 'app', probe: { database: 'custom_probe', user: 'poolguard_monitor' }, readDatabase: 'app_ro' };
 
 /** The fixture's PgBouncer with two app users, two app databases, the auth_user and a renamed probe. */
 function shared(maxDbConnections = 50): PgBouncerSample {
@@ -39,7 +39,8 @@ describe('the probe database comes from SIDECAR_PROBE_URL', () => {
   it('poolScope: the probe target and the application database of the config', () => {
     const config = loadConfig({ SIDECAR_PROBE_URL: 'postgres://poolguard_monitor@pgbouncer:6432/custom_probe', SIDECAR_POSTGRES_URL: 'postgres://poolguard_monitor@postgres:5432/app' });
     expect(poolScope(config)).toEqual(SCOPE);
-    expect(poolScope(loadConfig({}))).toEqual({ appDatabase: 'app', probe: { database: 'poolguard_probe', user: 'poolguard_monitor' } });
+    expect(poolScope(loadConfig({}))).toEqual({ appDatabase: 'app', probe: { database: 'poolguard_probe', user: 'poolguard_monitor' }, readDatabase: 'app_ro' });
+    expect(poolScope(loadConfig({ SIDECAR_READ_DATABASE: 'reads' })).readDatabase).toBe('reads');
   });
 
   it("a renamed probe database's pool is not counted as the application's (/health, /pool)", () => {
@@ -113,7 +114,7 @@ describe("connectionPool counts the application database's pools, every user but
   it('a probe pointed at the application database: only its own pool is left out', () => {
     const pb = shared(0);
     pb.pools = pb.pools.map((p) => (p.database === 'custom_probe' ? { ...p, database: 'app' } : p));
-    const scope: PoolScope = { appDatabase: 'app', probe: { database: 'app', user: 'poolguard_monitor' } };
+    const scope: PoolScope = { appDatabase: 'app', probe: { database: 'app', user: 'poolguard_monitor' }, readDatabase: 'app_ro' };
     expect(serverPoolFigures(pb, scope)).toEqual({ active: 13, idle: 6, total: 19, max: 60, utilizationPercent: 31.7 });
   });
 

@@ -99,11 +99,11 @@ describe('backend_restarted, /health and the metric', () => {
     expect(body.healthy).toBe(true);
     const registry = new Registry();
     const engine = new AlertEngine(DEFAULT_RULES, { defaultForMs: 0, resolveForMs: 0, hysteresis: 0.05, context: { pools: POOLS } });
-    registerMetrics(registry, () => ({ snapshot: snap, alerts: engine }));
+    registerMetrics(registry, () => ({ snapshot: snap, alerts: engine }), POOLS);
     const text = await registry.metrics();
     expect(text).toContain('poolguard_backend_restarts_total{source="redis"} 2');
     expect(text).toContain('poolguard_backend_restarts_total{source="postgres"} 0');
-    expect(text).toContain('pg_postmaster_start_time_seconds 1767225600.123456');
+    expect(text).toContain('pg_postmaster_start_time_seconds{target="postgres"} 1767225600.123456');
   });
 });
 

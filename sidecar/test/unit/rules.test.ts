@@ -5,7 +5,7 @@ import { DEFAULT_RULES, applyOverrides, type Rule } from '../../src/alerts/rules
 import type { StackSnapshot } from '../../src/snapshot.js';
 import type { PgBouncerSample } from '../../src/sources/pgbouncer.js';
 import type { RedisSample } from '../../src/sources/redis.js';
-import { postgresSample } from '../fixtures/postgres.js';
+import { postgresSample, replicaSample } from '../fixtures/postgres.js';
 import { POOLS, pgbouncerSample, snapshot, state } from '../fixtures/snapshot.js';
 
 const rule = (name: string): Rule => DEFAULT_RULES.find((r) => r.name === name)!;
@@ -33,7 +33,9 @@ describe('rules (pure functions of the snapshot)', () => {
     ['postgres_long_transaction', snapshot(), [{ labels: {}, value: 95.2 }]],
     ['redis_memory', snapshot(), [{ labels: {}, value: 0.4 }]],
     ['replica_lag', snapshot(), []],
-    ['replica_lag', snapshot({ postgres: state(postgresSample({ isReplica: true, replicationLagSeconds: 7 })) }), [{ labels: {}, value: 7 }]],
+    // The configured primary itself in recovery, primary unknown: receive = replay while streaming is caught up.
+    ['replica_lag', snapshot({ postgres: state(replicaSample()) }), [{ labels: { target: 'postgres' }, value: 0 }]],
+    ['replica_lag', snapshot({ postgres: state(replicaSample({ receive_lsn_bytes: '50335744', replay_age_seconds: 7 })) }), [{ labels: { target: 'postgres' }, value: 7 }]],
   ])('%s', (name, snap, expected) => {
     expect(values(name, snap).map(({ labels, value }) => ({ labels, value }))).toEqual(expected);
   });
