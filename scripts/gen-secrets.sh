@@ -47,7 +47,8 @@ for tool in head base64 tr; do command -v "$tool" >/dev/null || { echo "gen-secr
 [ -r /dev/urandom ] || { echo "gen-secrets: /dev/urandom is not readable" >&2; exit 1; }
 
 names=(postgres_password app_password monitor_password pgbouncer_auth_password
-       pgbouncer_admin_password pgbouncer_stats_password redis_password sidecar_token pgbackrest_cipher_pass)
+       pgbouncer_admin_password pgbouncer_stats_password redis_password sidecar_token pgbackrest_cipher_pass
+       replication_password app_read_password)
 
 mkdir -p "$dir"
 chmod 0750 "$dir" 2>/dev/null || true

@@ -19,15 +19,19 @@
 #   redis_password            CONFIG SET requirepass (open connections stay), file, the sidecar
 #                             restarts; your apps must re-read it like app_password
 #   sidecar_token             file, the sidecar restarts; update your scrapers
+#   replication_password      ALTER ROLE replicator, file, the replica (when running) restarts:
+#                             its reads move to the primary for those seconds
+#   app_read_password         ALTER ROLE app_reader, then the file; your apps re-read it like
+#                             app_password (DATABASE_URL_READ)
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
 [ $# -gt 0 ] || { usage >&2; exit 2; }
 case "${*: -1}" in -h|--help) usage; exit 0 ;; esac
 secret="${*: -1}"
 set -- "${@:1:$#-1}"
-ALL=(postgres_password app_password monitor_password pgbouncer_auth_password pgbouncer_admin_password pgbouncer_stats_password redis_password sidecar_token)
+ALL=(postgres_password app_password monitor_password pgbouncer_auth_password pgbouncer_admin_password pgbouncer_stats_password redis_password sidecar_token replication_password app_read_password)
 if [ "$secret" != all ] && ! printf '%s\n' "${ALL[@]}" | grep -qxF "$secret"; then
   die "unknown secret '$secret'; one of: ${ALL[*]} (or all)"
 fi
@@ -66,8 +70,10 @@ rotate_one() {
   new="$(random_secret 32)"
   t0=$(date +%s%N)
   case "$name" in
-    postgres_password|app_password|monitor_password|pgbouncer_auth_password)
+    postgres_password|app_password|monitor_password|pgbouncer_auth_password|replication_password|app_read_password)
       case "$name" in
+        replication_password) role="$(val REPLICATION_USER replicator)" ;;
+        app_read_password) role="$(val APP_READ_USER app_reader)" ;;
         postgres_password) role="$(val POSTGRES_USER postgres)" ;;
         app_password) role="$(val APP_USER app)" ;;
         monitor_password) role="$(val MONITOR_USER poolguard_monitor)" ;;
@@ -77,6 +83,11 @@ rotate_one() {
       write_in_place "$file" "$new"
       case "$name" in
         monitor_password) sidecar_restart=1 ;;
+        # The standby wrote its passfile at start: a restart reads the new one.
+        replication_password)
+          if [ -n "$("${COMPOSE[@]}" ps -q --status running postgres-replica 2>/dev/null)" ]; then
+            "${COMPOSE[@]}" restart postgres-replica >/dev/null 2>&1 || die "the replica did not restart (make prod-logs)"
+          fi ;;
         # PgBouncer's next auth_query login needs the new password at once.
         pgbouncer_auth_password) reload_pgbouncer ;;
       esac ;;
@@ -103,4 +114,4 @@ t0=$(date +%s%N)
 "${COMPOSE[@]}" up -d --wait sidecar >/dev/null 2>&1 || true
 report="$("${COMPOSE[@]}" exec -T sidecar node /app/health-report.mjs 2>&1)" || { printf '%s\n' "$report" >&2; die "the stack is not healthy after rotating $secret (above)"; }
 log "$report"
-case "$secret" in app_password|redis_password|all) log "now restart your apps so they read the new $([ "$secret" = all ] && echo 'app_password and redis_password' || echo "$secret")" ;; esac
+case "$secret" in app_password|redis_password|app_read_password|all) log "now restart your apps so they read the new $([ "$secret" = all ] && echo 'app_password, app_read_password and redis_password' || echo "$secret")" ;; esac

@@ -81,9 +81,16 @@ async function main() {
   const isObject = (v) => v !== null && typeof v === 'object';
   const part = (name) => (isObject(body) && isObject(body[name]) ? body[name] : undefined);
 
+  // Replicas never make /health 503 (reads move to the primary): said, not failed.
+  const replicas = isObject(body) && Array.isArray(body.replicas) ? body.replicas.filter(isObject) : [];
+  const replicaText = (r) => `${r.instance ?? '?'} ${r.status ?? '?'}${typeof r.lagSeconds === 'number' ? `, lag ${r.lagSeconds} s` : ''}`;
   if (last.status === 200) {
     const v = (x) => (typeof x === 'string' && x !== '' ? x : 'version unknown');
-    say(`health: all backends healthy (pgbouncer ${v(part('pgbouncer')?.version)}, postgres ${v(part('postgres')?.version)}, redis ${part('redis')?.status ?? 'status unknown'})`);
+    const rs = replicas.length ? `, replica ${replicas.map(replicaText).join(', ')}` : '';
+    say(`health: ${body?.degraded === true ? 'DEGRADED: every backend healthy but a replica' : 'all backends healthy'} (pgbouncer ${v(part('pgbouncer')?.version)}, postgres ${v(part('postgres')?.version)}, redis ${part('redis')?.status ?? 'status unknown'}${rs})`);
+    for (const r of replicas.filter((x) => x.healthy !== true)) {
+      say(`  - replica ${replicaText(r)}${r.reason ? `: ${oneLine(r.reason)}` : ''}${r.lastError ? ` — ${oneLine(r.lastError)}` : ''} (reads go to the primary meanwhile)`);
+    }
     return 0;
   }
 

@@ -104,20 +104,23 @@ describe('sidecar monitor (integration)', () => {
     const text = await metrics();
     const present = FAMILIES.filter((f) => new RegExp(`^${f.name}(\\{| )`, 'm').test(text)).map((f) => f.name);
     // Absent by design here: the replica-side Redis link (a primary), per-db key counts (no keys
-    // yet), the age of the last archive (a bare Postgres container does not archive) and the
-    // backup families (no SIDECAR_BACKUP_STATUS_PATH: backups are not watched).
+    // yet), the age of the last archive (a bare Postgres container does not archive), the backup
+    // families (no SIDECAR_BACKUP_STATUS_PATH: backups are not watched) and the replication
+    // families but the two every instance has (a primary with no standby and no slot).
     const backups = FAMILIES.map((f) => f.name).filter((n) => /^(pgbackrest_|poolguard_backup_)/.test(n));
+    const replication = FAMILIES.map((f) => f.name).filter((n) => /replica|repl|slot|wal_receiver|replay|reads_on_primary/.test(n) && !['pg_replication_is_replica', 'pg_replication_lag_seconds'].includes(n));
     expect(backups.length).toBeGreaterThan(15);
-    expect(FAMILIES.map((f) => f.name).filter((n) => !present.includes(n))).toEqual(['pg_stat_archiver_last_archive_age', ...backups, 'redis_master_link_up', 'redis_db_keys']);
-    expect(text).toMatch(/^poolguard_pg_archive_mode_on 0$/m);
+    expect(replication.length).toBeGreaterThanOrEqual(14);
+    expect(FAMILIES.map((f) => f.name).filter((n) => !present.includes(n)).sort()).toEqual(['pg_stat_archiver_last_archive_age', ...backups, ...replication, 'redis_master_link_up', 'redis_db_keys'].sort());
+    expect(text).toMatch(/^poolguard_pg_archive_mode_on\{target="postgres"\} 0$/m);
     expect(text).toMatch(/^pgbouncer_pools_server_idle_connections\{database="app",user="pgbouncer_auth"\} \d+$/m);
     expect(text).toMatch(/^pgbouncer_databases_pool_size\{name="app",host="postgres",port="5432",database="app",force_user="",pool_mode=""\} 25$/m);
     expect(text).toMatch(/^pgbouncer_stats_sql_transactions_pooled_total\{database="app"\} \d+/m);
-    expect(text).toMatch(/^pg_stat_activity_count\{datname="app",state="idle in transaction \(aborted\)"\} 0$/m);
-    expect(text).toMatch(/^pg_stat_database_numbackends\{datid="\d+",datname="app"\} \d+$/m);
+    expect(text).toMatch(/^pg_stat_activity_count\{datname="app",state="idle in transaction \(aborted\)",target="postgres"\} 0$/m);
+    expect(text).toMatch(/^pg_stat_database_numbackends\{datid="\d+",datname="app",target="postgres"\} \d+$/m);
     expect(text).toMatch(/^redis_instance_info\{role="master",redis_version="[\d.]+",redis_mode="standalone",maxmemory_policy="noeviction"\} 1$/m);
     expect(text).toMatch(/^pgbouncer_version_info\{version="1\.24\.\d+"\} 1$/m);
-    for (const up of ['pgbouncer_up 1', 'pg_up 1', 'redis_up 1']) expect(text.split('\n')).toContain(up);
+    for (const up of ['pgbouncer_up 1', 'pg_up{target="postgres"} 1', 'redis_up 1']) expect(text.split('\n')).toContain(up);
   });
 
   it('28 clients holding transactions fire the pool-utilisation alert; releasing them resolves it', async () => {

@@ -73,8 +73,8 @@ describe('backups and point-in-time recovery (dev file)', () => {
     const ms = await waitUntil('the first full backup in the sidecar\'s /metrics', async () => /^pgbackrest_backup_info\{[^}]*backup_type="full"/m.test((text = await metrics().catch(() => ''))), 120_000, 1000);
     expect(text).toMatch(/^pgbackrest_stanza_status\{stanza="poolguard"\} 0$/m);
     expect(text).toMatch(/^pgbackrest_exporter_status\{stanza="poolguard"\} 1$/m);
-    expect(metric(text, /^pg_stat_archiver_archived_count (\d+)/m)).toBeGreaterThanOrEqual(1);
-    expect(metric(text, /^pg_stat_archiver_failed_count (\d+)/m)).toBe(0);
+    expect(metric(text, /^pg_stat_archiver_archived_count\{target="postgres"\} (\d+)/m)).toBeGreaterThanOrEqual(1);
+    expect(metric(text, /^pg_stat_archiver_failed_count\{target="postgres"\} (\d+)/m)).toBe(0);
     expect(text).toMatch(/^pgbackrest_backup_since_last_completion_seconds\{backup_type="full",block_incr="n",stanza="poolguard"\} [\d.]+$/m);
     const alerts = await (await fetch(`http://127.0.0.1:${PORTS.sidecar}/alerts`)).json() as { items: { name: string }[] };
     expect(alerts.items.filter((a) => /backup|archive|wal/.test(a.name))).toEqual([]);
@@ -215,7 +215,7 @@ describe('backups and point-in-time recovery (dev file)', () => {
       scenario: '17e. kill -9 Postgres while archive-push runs (dev file)',
       load: '2 clients inserting through PgBouncer, pg_switch_wal() in a loop',
       injected: `kill -9 of the postmaster while ${seen} archive-push process(es) ran`,
-      figures: `Postgres started again and archived on (pg_stat_archiver_archived_count ${metric(text, /^pg_stat_archiver_archived_count (\d+)/m)}); the next incremental backup succeeded; ${verified}`,
+      figures: `Postgres started again and archived on (pg_stat_archiver_archived_count ${metric(text, /^pg_stat_archiver_archived_count\{target="postgres"\} (\d+)/m)}); the next incremental backup succeeded; ${verified}`,
     });
   });
 });

@@ -333,7 +333,8 @@ describe('prod stack: faults and security', () => {
   const auth = () => ({ authorization: `Bearer ${secrets.sidecar_token}` });
   const firing = async () => ((await (await fetch(`http://127.0.0.1:${SIDECAR_PORT}/alerts`, { headers: auth() })).json()) as { items: { name: string; summary: string; since: string }[] }).items;
   const scrape = async () => (await fetch(`http://127.0.0.1:${SIDECAR_PORT}/metrics`, { headers: auth() })).text();
-  const value = (text: string, name: string) => Number(new RegExp(`^${name} ([\\d.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN);
+  /** The primary's sample of a Postgres family (target="postgres"). */
+  const value = (text: string, name: string) => Number(new RegExp(`^${name}\\{target="postgres"\\} ([\\d.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN);
   const backupStatus = async () => JSON.parse((await stack.exec('backup', ['poolguard-backup', 'status'])).stdout) as { lastRun: { reason: string; ok: boolean; type: string } | null; walGap: unknown; lastWalGap: { after: string; missing: number } | null };
   /** n WAL segments written and switched (a few kB each, 16 MB each in the archive queue). */
   async function switchSegments(n: number): Promise<void> {

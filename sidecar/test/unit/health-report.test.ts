@@ -97,6 +97,23 @@ describe('health-report.mjs', () => {
     expect(r.stdout + r.stderr).not.toContain(TOKEN);
   });
 
+  it('200 with a replica: said on the line; a replica that is down is DEGRADED with a line of its own, still exit 0', async () => {
+    const streaming = { instance: 'postgres-replica', healthy: true, status: 'streaming', lagSeconds: 0 };
+    answers = [{ status: 200, body: { ...healthy, replicas: [streaming], degraded: false } }];
+    let r = await run({ SIDECAR_PORT: String(port), REPORT_WAIT_MS: '200' });
+    expect(r.stdout).toBe('health: all backends healthy (pgbouncer 1.24.1, postgres 17.5, redis ready, replica postgres-replica streaming, lag 0 s)\n');
+    expect(r.code).toBe(0);
+    const down = { instance: 'postgres-replica', healthy: false, status: 'down', lagSeconds: null, reason: 'no answer', lastError: 'connect ECONNREFUSED\n172.18.0.5:5432' };
+    answers = [{ status: 200, body: { ...healthy, replicas: [down], degraded: true } }];
+    r = await run({ SIDECAR_PORT: String(port), REPORT_WAIT_MS: '200' });
+    expect(r.stdout).toBe([
+      'health: DEGRADED: every backend healthy but a replica (pgbouncer 1.24.1, postgres 17.5, redis ready, replica postgres-replica down)',
+      '  - replica postgres-replica down: no answer — connect ECONNREFUSED 172.18.0.5:5432 (reads go to the primary meanwhile)',
+      '',
+    ].join('\n'));
+    expect(r.code).toBe(0);
+  });
+
   it('SIDECAR_TOKEN works too; without either no Authorization header is sent', async () => {
     answers = [{ status: 200, body: healthy }];
     seen = [];

@@ -105,16 +105,17 @@ describe('env files hold what the compose files read', () => {
     const tags = (f: string) => new Set([...read(f).matchAll(/image: poolguard\/\w+:\$\{POOLGUARD_IMAGE_TAG:-([^}]+)\}/g)].map((m) => m[1]));
     expect([...tags('docker-compose.dev.yml')]).toEqual(['0.1.0-dev']);
     expect([...tags('docker-compose.prod.yml')]).toEqual(['0.1.0']);
-    expect(read('docker-compose.dev.yml').match(/image: /g)?.length).toBe(6);
-    // prod's "pgbackrest" service runs the postgres image (the database side of pgBackRest).
-    expect(read('docker-compose.prod.yml').match(/image: /g)?.length).toBe(7);
+    // postgres-replica (profile replica) runs the postgres image in both files.
+    expect(read('docker-compose.dev.yml').match(/image: /g)?.length).toBe(7);
+    // prod's "pgbackrest" service runs the postgres image too (the database side of pgBackRest).
+    expect(read('docker-compose.prod.yml').match(/image: /g)?.length).toBe(8);
   });
 
   it('every volume is named after the project explicitly (data survives a key rename; prod keeps poolguard-prod_*)', () => {
     for (const f of ['docker-compose.dev.yml', 'docker-compose.prod.yml']) {
       const vols = read(f).split('\nvolumes:\n')[1]!.split(/\n[a-z]/)[0]!;
       const keys = [...vols.matchAll(/^  ([a-z_]+):$/gm)].map((m) => m[1]!);
-      expect(keys).toEqual(['pgdata', 'pgsocket', 'redisdata', 'pgbackrest', 'pgbackrest_spool', 'backupstatus']);
+      expect(keys).toEqual(['pgdata', 'pgdata_replica', 'pgsocket', 'redisdata', 'pgbackrest', 'pgbackrest_spool', 'backupstatus']);
       for (const k of keys) expect(vols, `${f} ${k}`).toContain(`name: \${COMPOSE_PROJECT_NAME}_${k}`);
     }
     expect(read('docker-compose.prod.yml')).toMatch(/^name: \$\{POOLGUARD_PROJECT:-poolguard-prod\}$/m);
@@ -141,7 +142,7 @@ describe('scripts', () => {
     expect(eb.POOLGUARD_PROJECT).toMatch(/^poolguard-poolguard-[0-9a-f]{6}$/);
     expect(ea.POOLGUARD_PROJECT).not.toBe(eb.POOLGUARD_PROJECT);
     const pw = Object.keys(ea).filter((k) => k.endsWith('_PASSWORD'));
-    expect(pw.length).toBe(7);
+    expect(pw.length).toBe(9);
     for (const k of pw) {
       expect(ea[k], k).toMatch(/^[A-Za-z0-9_-]{32}$/);
       expect(ea[k]).not.toBe(eb[k]);
@@ -151,15 +152,30 @@ describe('scripts', () => {
     const before = readFileSync(join(a, '.env'), 'utf8');
     execFileSync('bash', [join(a, 'scripts/ensure-env.sh')], { stdio: 'pipe' });
     expect(readFileSync(join(a, '.env'), 'utf8')).toBe(before);
+    // A .env from before the replica (no REPLICATION_PASSWORD, APP_READ_PASSWORD, and no final
+    // newline) gets those two appended with random values, and nothing else changes.
+    const old = before.split('\n').filter((l) => !/^(REPLICATION|APP_READ)_PASSWORD=/.test(l)).join('\n').replace(/\n+$/, '');
+    writeFileSync(join(a, '.env'), old);
+    execFileSync('bash', [join(a, 'scripts/ensure-env.sh')], { stdio: 'pipe' });
+    const after = readFileSync(join(a, '.env'), 'utf8');
+    expect(after.startsWith(old + '\n')).toBe(true);
+    const added = envOf(join(a, '.env'));
+    expect(added.REPLICATION_PASSWORD).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(added.APP_READ_PASSWORD).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(added.APP_PASSWORD).toBe(ea.APP_PASSWORD);
   });
 
   it('make urls: derived from .env, passwords percent-encoded so they parse back exactly', () => {
     const d = checkout(mkdtempSync(join(tmpdir(), 'pg-u-')));
     const pw = `p@ss:w/rd%25#?&"dq'sq é`;
-    writeFileSync(join(d, '.env'), `APP_USER=app\nAPP_DB=app\nAPP_PASSWORD=${pw}\nREDIS_PASSWORD=r:${pw}\nPUBLISH_PGBOUNCER_PORT=16432\n`);
+    writeFileSync(join(d, '.env'), `APP_USER=app\nAPP_DB=app\nAPP_PASSWORD=${pw}\nAPP_READ_PASSWORD=ro:${pw}\nREDIS_PASSWORD=r:${pw}\nPUBLISH_PGBOUNCER_PORT=16432\n`);
     const out = execFileSync('bash', [join(d, 'scripts/urls.sh'), join(d, '.env')], { encoding: 'utf8' });
     const urls = Object.fromEntries(out.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), new URL(l.slice(l.indexOf('=') + 1))]));
-    expect(Object.keys(urls)).toEqual(['DATABASE_URL', 'DATABASE_URL_DIRECT', 'REDIS_URL']);
+    expect(Object.keys(urls)).toEqual(['DATABASE_URL', 'DATABASE_URL_READ', 'DATABASE_URL_DIRECT', 'REDIS_URL']);
+    expect(urls.DATABASE_URL_READ!.username).toBe('app_reader');
+    expect(decodeURIComponent(urls.DATABASE_URL_READ!.password)).toBe(`ro:${pw}`);
+    expect(urls.DATABASE_URL_READ!.pathname).toBe('/app_ro');
+    expect(urls.DATABASE_URL_READ!.port).toBe('16432');
     expect(decodeURIComponent(urls.DATABASE_URL!.password)).toBe(pw);
     expect(urls.DATABASE_URL!.port).toBe('16432');
     expect(urls.DATABASE_URL_DIRECT!.port).toBe('5432');

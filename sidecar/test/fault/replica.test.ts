@@ -1,0 +1,293 @@
+// The read replica (compose profile "replica") on the dev file, end to end: the standby clones
+// and streams, DATABASE_URL_READ (PgBouncer's read alias, the read-only role) follows the
+// replica while it is healthy and caught up and the primary otherwise, with the switch timed
+// from the read load's own answers (pg_is_in_recovery() of every query), the failures counted
+// and placed in time, and every row written meanwhile checked on the replica. Short routing
+// thresholds (5 s max lag, back after 3 s below 1 s) keep the test short; the defaults differ
+// only in numbers (30 / 5 / 10).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Stack, health, image, pgClient, publish, run, sleep } from '../e2e/stack.js';
+import { errorsText, record, recordSettings, startLoad, startScript, waitUntil } from './harness.js';
+
+const PORTS = { postgres: 35452, pgbouncer: 36452, redis: 36399, sidecar: 38807 };
+const REPLICA_PORT = 35453;
+const MAX_LAG_S = 5;
+const RETURN_AFTER_S = 3;
+const stack = Stack.dev('poolguard-test-replica', {
+  ...publish(PORTS),
+  PUBLISH_REPLICA_PORT: String(REPLICA_PORT),
+  COMPOSE_PROFILES: 'replica',
+  READ_ROUTE_MAX_LAG_SECONDS: String(MAX_LAG_S),
+  READ_ROUTE_RETURN_LAG_SECONDS: '1',
+  READ_ROUTE_RETURN_AFTER_SECONDS: String(RETURN_AFTER_S),
+  SIDECAR_POLL_INTERVAL_MS: '1000',
+  SIDECAR_SOURCE_TIMEOUT_MS: '800',
+  SIDECAR_ALERT_FOR_MS: '2000',
+  SIDECAR_ALERT_RESOLVE_FOR_MS: '2000',
+  BACKUP_SCHEDULE: 'off',
+});
+const env = stack.env;
+const READ_DB = `${env.APP_DB}_ro`;
+const reader = { user: env.APP_READ_USER!, password: env.APP_READ_PASSWORD!, database: READ_DB };
+const writerCfg = { user: env.APP_USER!, password: env.APP_PASSWORD!, database: env.APP_DB! };
+const pooledRead = () => pgClient({ port: PORTS.pgbouncer, ...reader });
+const pooledWrite = () => pgClient({ port: PORTS.pgbouncer, ...writerCfg });
+
+/** Where PgBouncer sends the read alias now: 'replica', 'primary' or the host it names. */
+async function route(): Promise<string> {
+  const r = await stack.exec('pgbouncer', ['pgbouncer-admin', '-At', '-F', '|', '-c', 'SHOW DATABASES']);
+  const host = r.stdout.split('\n').map((l) => l.split('|')).find((f) => f[0] === READ_DB)?.[1];
+  if (host === undefined) throw new Error(`PgBouncer lists no ${READ_DB}: ${r.stdout}${r.stderr}`);
+  return host === 'postgres-replica' ? 'replica' : host === '/var/run/postgresql' ? 'primary' : host;
+}
+
+/** psql as the superuser inside a Postgres container (socket, peer). */
+async function sqlIn(service: 'postgres' | 'postgres-replica', sql: string): Promise<string> {
+  const r = await stack.exec(service, ['psql', '-X', '-v', 'ON_ERROR_STOP=1', '-h', '/var/run/postgresql', '-U', 'postgres', '-d', env.APP_DB!, '-At', '-c', sql]);
+  if (r.code !== 0) throw new Error(`${service}: psql -c "${sql.slice(0, 80)}" failed: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/**
+ * Waits until the replica container's healthcheck fails with the standby's problem line (Docker
+ * marks it "unhealthy" only after the start period and the retries: minutes), then returns the
+ * lines of its log since `since` that say it did not start.
+ */
+async function refusedLines(id: string, since: string): Promise<string[]> {
+  await waitUntil('the healthcheck failing with the problem', async () => {
+    const h = (await stack.inspect(id)).State.Health as { Status: string; Log?: { ExitCode: number; Output: string }[] } | undefined;
+    const last = h?.Log?.at(-1);
+    return h?.Status !== 'healthy' && last?.ExitCode === 1 && /replica NOT started/.test(last.Output);
+  }, 60_000, 500);
+  return (await run('docker', ['logs', '--since', since, id])).stderr.split('\n').filter((l) => /replica NOT started/.test(l));
+}
+
+/** The ids of a writer's rows that the replica lacks. */
+async function missingOnReplica(writer: string, ids: number[]): Promise<number> {
+  const present = new Set((await sqlIn('postgres-replica', `SELECT id FROM ledger WHERE writer = '${writer}'`)).split('\n').filter(Boolean).map(Number));
+  return ids.filter((id) => !present.has(id)).length;
+}
+
+async function alerts(): Promise<{ name: string; labels: Record<string, string>; severity: string }[]> {
+  const res = await fetch(`http://127.0.0.1:${PORTS.sidecar}/alerts`, { signal: AbortSignal.timeout(2000) });
+  return ((await res.json()) as { items: { name: string; labels: Record<string, string>; severity: string }[] }).items;
+}
+
+interface ReadLoad {
+  reads: number;
+  replica: number;
+  primary: number;
+  errors: Record<string, number>;
+  failures: { atMs: number; message: string }[];
+  timeline: [number, number, number, number][];
+}
+
+async function startReads(name: string, clients: number, durationMs: number) {
+  return startScript(stack, {
+    script: 'readload.mjs', name: `reads-${name}`, image: 'migrate', timeoutMs: durationMs + 120_000,
+    env: { PGHOST: 'pgbouncer', PGPORT: 6432, PGUSER: reader.user, PGPASSWORD: reader.password, PGDATABASE: READ_DB, CLIENTS: clients, DURATION_MS: durationMs, THINK_MS: 10 },
+  });
+}
+
+/** The first 100 ms bucket at or after `from` in which `who` answered and the other did not. */
+function firstBucket(load: ReadLoad, from: number, who: 'replica' | 'primary'): number | undefined {
+  return load.timeline.find(([t, r, p]) => t + 100 > from && (who === 'primary' ? p > 0 && r === 0 : r > 0 && p === 0))?.[0];
+}
+
+beforeAll(async () => {
+  await stack.compose(['down', '-v', '--remove-orphans']);
+  await stack.up();
+  await recordSettings(stack);
+  // The router moves the read alias to the replica at its first good look.
+  await waitUntil('the read alias on the replica', async () => (await route()) === 'replica', 60_000, 250);
+});
+
+afterAll(async () => {
+  await stack.down(true);
+});
+
+describe('read replica (dev file, profile replica)', () => {
+  it('streams from its own slot, with the primary\'s settings, and the read URL reaches it', async () => {
+    expect(await sqlIn('postgres', "SELECT application_name || '|' || state FROM pg_stat_replication")).toBe('postgres-replica|streaming');
+    expect(await sqlIn('postgres', 'SELECT slot_name || \'|\' || active FROM pg_replication_slots')).toBe('poolguard_replica|t');
+    const settings = "SELECT string_agg(name || '=' || setting, ',' ORDER BY name) FROM pg_settings WHERE name IN ('max_connections','max_wal_senders','max_worker_processes','max_locks_per_transaction','max_prepared_transactions')";
+    expect(await sqlIn('postgres-replica', settings)).toBe(await sqlIn('postgres', settings));
+    expect(await sqlIn('postgres-replica', 'SELECT pg_is_in_recovery()')).toBe('t');
+    const c = await pooledRead();
+    try {
+      expect((await c.query('SELECT pg_is_in_recovery() AS r')).rows[0].r).toBe(true);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('a row written through the pooled primary URL is readable through the read URL within 2 s', async () => {
+    const w = await pooledWrite();
+    const r = await pooledRead();
+    const times: number[] = [];
+    try {
+      await w.query("DELETE FROM ledger WHERE writer = 'visibility'");
+      for (let i = 1; i <= 20; i++) {
+        await w.query("INSERT INTO ledger (id, writer, amount) VALUES ($1, 'visibility', 1)", [9_000_000_000 + i]);
+        const t0 = performance.now();
+        for (;;) {
+          const row = (await r.query('SELECT pg_is_in_recovery() AS r, EXISTS (SELECT FROM ledger WHERE id = $1) AS seen', [9_000_000_000 + i])).rows[0];
+          expect(row.r).toBe(true);
+          if (row.seen) break;
+          if (performance.now() - t0 > 2000) throw new Error(`row ${i} not readable through ${READ_DB} after 2 s`);
+          await sleep(2);
+        }
+        times.push(performance.now() - t0);
+      }
+    } finally {
+      await w.end();
+      await r.end();
+    }
+    times.sort((a, b) => a - b);
+    const p50 = times[Math.floor(times.length / 2)]!;
+    const max = times.at(-1)!;
+    record({ scenario: 'Replica: write on the primary, read through the read URL', load: '20 single-row commits, one at a time', injected: 'none', figures: `visible on the replica after p50 ${p50.toFixed(1)} ms, max ${max.toFixed(1)} ms (bound 2000 ms)` });
+    expect(max).toBeLessThan(2000);
+  });
+
+  it('the read URL cannot write on the replica, whatever the client sets', async () => {
+    const c = await pooledRead();
+    try {
+      const codes: string[] = [];
+      for (const sql of ["INSERT INTO ledger (id, writer) VALUES (1, 'x')", 'SET default_transaction_read_only = off; INSERT INTO ledger (id, writer) VALUES (1, \'x\')', "BEGIN READ WRITE; INSERT INTO ledger (id, writer) VALUES (1, 'x')"]) {
+        codes.push(await c.query(sql).then(() => 'ok', (e: { code?: string }) => e.code ?? '?'));
+        await c.query('ROLLBACK').catch(() => undefined);
+      }
+      expect(codes).toEqual(['25006', '25006', '25006']);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('replica stopped under a 50-client read load: reads move to the primary, return after it caught up, nothing written meanwhile is missing', async () => {
+    const DURATION = 40_000;
+    const reads = await startReads('stop', 50, DURATION);
+    const writes = await startLoad(stack, { clients: 4, durationMs: DURATION, writer: 'replica-stop', idBase: 7_000_000_000, thinkMs: 20 });
+    await sleep(6000);
+    const tStop = Date.now();
+    await stack.mustCompose(['stop', 'postgres-replica']);
+    await waitUntil('the read alias on the primary', async () => (await route()) === 'primary', 20_000, 100);
+    // While reads are on the primary, the read URL still cannot write (a permission error there).
+    const c = await pooledRead();
+    const onPrimary = await c.query('SELECT pg_is_in_recovery() AS r').then((q) => q.rows[0].r as boolean);
+    const writeCode = await c.query("INSERT INTO ledger (id, writer) VALUES (1, 'x')").then(() => 'ok', (e: { code?: string }) => e.code ?? '?');
+    await c.end();
+    expect(onPrimary).toBe(false);
+    expect(writeCode).toBe('42501');
+    await sleep(8000);
+    const tStart = Date.now();
+    await stack.mustCompose(['start', 'postgres-replica']);
+    await waitUntil('the read alias back on the replica', async () => (await route()) === 'replica', 60_000, 100);
+    const load = await reads.result<ReadLoad>();
+    const wrote = await writes.result();
+    const toPrimary = firstBucket(load, tStop, 'primary');
+    const toReplica = firstBucket(load, tStart, 'replica');
+    expect(toPrimary, 'reads answered by the primary after the stop').toBeDefined();
+    expect(toReplica, 'reads answered by the replica after the start').toBeDefined();
+    const switchMs = toPrimary! - tStop;
+    const returnMs = toReplica! - tStart;
+    // Failures only around the two switches: none while the reads sat on either server.
+    const atStop = load.failures.filter((f) => f.atMs >= tStop - 500 && f.atMs <= toPrimary! + 1000).length;
+    const atReturn = load.failures.filter((f) => f.atMs >= toReplica! - 1500 && f.atMs <= toReplica! + 1000).length;
+    const elsewhere = load.failures.filter((f) => !(f.atMs >= tStop - 500 && f.atMs <= toPrimary! + 1000) && !(f.atMs >= toReplica! - 1500 && f.atMs <= toReplica! + 1000));
+    await waitUntil('the replica caught up', async () => (await missingOnReplica('replica-stop', wrote.ackedIds)) === 0, 30_000, 500);
+    const missing = await missingOnReplica('replica-stop', wrote.ackedIds);
+    record({
+      scenario: 'Replica stopped and started under reads',
+      load: `50 clients reading through ${READ_DB} (${load.reads} reads: ${load.replica} on the replica, ${load.primary} on the primary) + 4 writing through PgBouncer (${wrote.ackedIds.length} commits)`,
+      injected: 'docker compose stop postgres-replica for ~8 s, then start',
+      figures: `reads on the primary ${(switchMs / 1000).toFixed(1)} s after the stop (${atStop} failed reads at that switch), back on the replica ${(returnMs / 1000).toFixed(1)} s after the start (caught up, then ${RETURN_AFTER_S} s below the return mark; ${atReturn} failed at that switch), ${elsewhere.length} failures elsewhere; ${missing} of ${wrote.ackedIds.length} rows written meanwhile missing on the replica; ${errorsText(load.errors)}`,
+    });
+    expect(elsewhere.map((f) => `${new Date(f.atMs).toISOString()} ${f.message}`)).toEqual([]);
+    expect(missing).toBe(0);
+    expect(wrote.summary.acked).toBeGreaterThan(0);
+    expect(switchMs).toBeLessThan(10_000);
+  });
+
+  it('replay paused under writes: lag grows, the sidecar alerts, reads move to the primary; resumed: they move back', async () => {
+    const DURATION = 35_000;
+    const reads = await startReads('pause', 20, DURATION);
+    const writes = await startLoad(stack, { clients: 4, durationMs: DURATION, writer: 'replica-pause', idBase: 7_100_000_000, thinkMs: 20 });
+    await sleep(3000);
+    const tPause = Date.now();
+    await sqlIn('postgres-replica', 'SELECT pg_wal_replay_pause()');
+    const movedMs = await waitUntil('reads moved to the primary', async () => (await route()) === 'primary', 30_000, 100);
+    await waitUntil('the replica_lag alert', async () => (await alerts()).some((a) => a.name === 'replica_lag'), 30_000, 250);
+    const lagAlertMs = Date.now() - tPause;
+    const tResume = Date.now();
+    await sqlIn('postgres-replica', 'SELECT pg_wal_replay_resume()');
+    const backMs = await waitUntil('reads back on the replica', async () => (await route()) === 'replica', 30_000, 100);
+    const load = await reads.result<ReadLoad>();
+    const wrote = await writes.result();
+    record({
+      scenario: 'Replica replay paused under writes',
+      load: `4 clients writing (${wrote.ackedIds.length} commits), 20 reading through ${READ_DB} (${load.reads} reads)`,
+      injected: 'pg_wal_replay_pause() on the replica, resumed once reads had moved',
+      figures: `reads on the primary ${(movedMs / 1000).toFixed(1)} s after the pause (max lag ${MAX_LAG_S} s), replica_lag alert seen ${(lagAlertMs / 1000).toFixed(1)} s after it; back on the replica ${(backMs / 1000).toFixed(1)} s after resume (${RETURN_AFTER_S} s below the return mark); ${load.failures.length} failed reads`,
+    });
+    expect(movedMs).toBeGreaterThanOrEqual((MAX_LAG_S - 1) * 1000);
+    expect(backMs).toBeGreaterThanOrEqual(RETURN_AFTER_S * 1000 - 1000);
+    expect(tResume).toBeGreaterThan(tPause);
+  });
+
+  it('primary stopped: new logins to the read alias work and read from the replica', async () => {
+    await stack.mustCompose(['stop', 'postgres']);
+    try {
+      await waitUntil('the read alias on the replica', async () => (await route()) === 'replica', 20_000, 100);
+      const c = await pooledRead();
+      try {
+        const row = (await c.query('SELECT pg_is_in_recovery() AS r, count(*)::int AS n FROM ledger')).rows[0];
+        expect(row.r).toBe(true);
+        expect(row.n).toBeGreaterThan(0);
+      } finally {
+        await c.end();
+      }
+      const body = (await health(PORTS.sidecar))?.body;
+      expect(body?.postgres?.healthy).toBe(false);
+    } finally {
+      await stack.mustCompose(['start', 'postgres']);
+      await stack.up();
+    }
+  });
+
+  it('a replica whose slot is gone, or whose data belongs to another cluster, says so in one line and stays unhealthy: no re-clone, no restart loop', async () => {
+    await stack.mustCompose(['stop', 'postgres-replica']);
+    await sqlIn('postgres', "SELECT pg_drop_replication_slot('poolguard_replica')");
+    const since = new Date().toISOString();
+    await stack.mustCompose(['start', 'postgres-replica']);
+    const id = (await stack.containers()).find((c) => c.service === 'postgres-replica')!.id;
+    const lines = await refusedLines(id, since);
+    await sleep(3000); // still one line a few healthchecks later
+    const logs = (await run('docker', ['logs', '--since', since, id])).stderr;
+    expect(lines).toHaveLength(1);
+    expect(logs.split('\n').filter((l) => /replica NOT started/.test(l))).toHaveLength(1);
+    expect(lines[0]).toMatch(/slot poolguard_replica is gone/);
+    expect(logs).not.toMatch(/cloning the primary/);
+    const info = await stack.inspect(id);
+    expect(info.State.Status).toBe('running');
+    expect(info.RestartCount ?? 0).toBe(0);
+    // Reads stay on the primary while the replica is out.
+    expect(await route()).toBe('primary');
+    // A data directory of another cluster: refused the same way.
+    await stack.mustCompose(['stop', 'postgres-replica']);
+    const volume = `${stack.project}_pgdata_replica`;
+    const foreign = await run('docker', ['run', '--rm', '-v', `${volume}:/var/lib/postgresql/data`, '--entrypoint', 'bash', image('postgres'), '-c',
+      'rm -rf /var/lib/postgresql/data/* && initdb -D /var/lib/postgresql/data >/dev/null && touch /var/lib/postgresql/data/standby.signal']);
+    expect(foreign.code, foreign.stderr).toBe(0);
+    const since2 = new Date().toISOString();
+    await stack.mustCompose(['start', 'postgres-replica']);
+    const foreignLines = await refusedLines(id, since2);
+    expect(foreignLines).toHaveLength(1);
+    expect(foreignLines[0]).toMatch(/belongs to another cluster/);
+    // What the lines say to do works: a new volume clones afresh (the slot is created again).
+    await stack.mustCompose(['rm', '-sf', 'postgres-replica']);
+    await run('docker', ['volume', 'rm', volume]);
+    await stack.up();
+    await waitUntil('the read alias on the replica again', async () => (await route()) === 'replica', 60_000, 250);
+  });
+});
