@@ -8,6 +8,7 @@
 #   - every NAME= in the env file is one the compose files (with any extra -f) read: a typo such as
 #     PGBOUNCER_POOL_MOOD, a managed PgBouncer setting, a renamed variable, or a prod-only one in
 #     the dev .env is an error naming it (compose would silently ignore it);
+#   - COMPOSE_PROFILES names only profiles the compose file has (replica);
 #   - (dev) DATABASE_URL / DATABASE_URL_DIRECT / REDIS_URL left in .env agree with the passwords;
 #   - (prod) every secret file exists and is readable;
 #   - every host port the stack publishes is free, or already this project's own.
@@ -18,7 +19,7 @@ source "$(dirname "$0")/lib.sh"
 case "${1:-}" in
   dev)  file=docker-compose.dev.yml other=docker-compose.prod.yml ;;
   prod) file=docker-compose.prod.yml other=docker-compose.dev.yml ;;
-  -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "usage: $0 dev|prod [global compose options...]" >&2; exit 2 ;;
 esac
 kind="$1"; shift
@@ -91,6 +92,17 @@ if [ -f "$env_file" ]; then
       problem "$env_file: $name is not read by $file (a typo?): fix or remove it"
     fi
   done < <(env_names "$env_file")
+fi
+
+# 2b. COMPOSE_PROFILES names profiles the compose file has: Compose ignores an unknown one, so a
+# typo ("replicas") would silently run no replica.
+if [ -f "$env_file" ]; then
+  have="$(awk '/^ +profiles: \[/ { gsub(/.*\[|\].*/, ""); gsub(/[ ,]+/, "\n"); print }' "$file" | sed '/^$/d' | sort -u)"
+  IFS=, read -r -a wanted <<<"$(env_get "$env_file" COMPOSE_PROFILES)"
+  for p in "${wanted[@]}"; do
+    p="${p// /}"
+    [ -z "$p" ] || grep -qxF "$p" <<<"$have" || problem "$env_file: COMPOSE_PROFILES lists '$p', a profile $file does not have (it has: $(tr '\n' ' ' <<<"$have")): fix or remove it"
+  done
 fi
 
 # 3. (dev) URLs left in .env agree with the passwords they repeat.

@@ -397,7 +397,7 @@ describe('day one (make targets on this stack)', () => {
     await (await pooled()).end();
   });
 
-  it('preflight: an unknown or managed PGBOUNCER_ name, a renamed variable and taken ports stop the bring-up before anything starts', async () => {
+  it('preflight: an unknown or managed PGBOUNCER_ name, a renamed variable, an unknown profile and taken ports stop the bring-up before anything starts', async () => {
     const squatter = createServer().listen(0, '127.0.0.1');
     await new Promise((r) => squatter.once('listening', r));
     const heldPort = (squatter.address() as AddressInfo).port;
@@ -407,6 +407,8 @@ describe('day one (make targets on this stack)', () => {
         PUBLISH_REDIS_PORT: String(heldPort), // a host process holds it
         PUBLISH_SIDECAR_PORT: String(PORTS.sidecar), // the running test stack's sidecar holds it
         PGBOUNCER_POOL_MOOD: 'transaction', PGBOUNCER_AUTH_FILE: '/tmp/users.txt', SIDECAR_PUBLISH_PORT: '1',
+        // A profile name Compose would ignore in silence.
+        COMPOSE_PROFILES: 'replicas',
         // A URL left in an old .env, its password no longer APP_PASSWORD's.
         DATABASE_URL: 'postgresql://app:stale%40pw@127.0.0.1:6432/app',
       });
@@ -417,6 +419,7 @@ describe('day one (make targets on this stack)', () => {
       expect(out).toMatch(/PGBOUNCER_POOL_MOOD: 'pool_mood' is not a setting of pgbouncer\/pgbouncer.ini/);
       expect(out).toMatch(/PGBOUNCER_AUTH_FILE: 'auth_file' is fixed by the image/);
       expect(out).toMatch(/SIDECAR_PUBLISH_PORT was renamed PUBLISH_SIDECAR_PORT/);
+      expect(out).toMatch(/COMPOSE_PROFILES lists 'replicas', a profile docker-compose.dev.yml does not have \(it has: replica \)/);
       expect(out).toMatch(/the password in DATABASE_URL is not APP_PASSWORD: the URL is stale/);
       expect(out).toMatch(new RegExp(`host port 127.0.0.1:${heldPort} \\(redis\\) is taken by a process on this host.*set PUBLISH_REDIS_PORT`));
       expect(out).toMatch(new RegExp(`host port 127.0.0.1:${PORTS.sidecar} \\(sidecar\\) is taken by container poolguard-test-dev-sidecar-1 of compose project poolguard-test-dev.*set PUBLISH_SIDECAR_PORT`));

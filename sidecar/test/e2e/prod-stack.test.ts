@@ -16,9 +16,11 @@ const upgrade = { marker: '', firstUp: '', secondUp: '', recreated: [] as string
 
 /** docker-compose.prod.yml as shipped before its volumes were named explicitly (git history), on the test's images. */
 async function previousProdFile(): Promise<string> {
-  const pinned = await run('git', ['log', '--format=%H', '-1', '-S', 'name: ${COMPOSE_PROJECT_NAME}_pgdata', '--', 'docker-compose.prod.yml']);
-  expect(pinned.stdout.trim(), `git log: ${pinned.stderr}`).toMatch(/^[0-9a-f]{40}$/);
-  const old = await run('git', ['show', `${pinned.stdout.trim()}^:docker-compose.prod.yml`]);
+  // The first commit that named a volume that way (later ones, such as _pgdata_replica, contain the string too).
+  const pinned = await run('git', ['log', '--format=%H', '--reverse', '-S', 'name: ${COMPOSE_PROJECT_NAME}_pgdata', '--', 'docker-compose.prod.yml']);
+  const first = pinned.stdout.trim().split('\n')[0] ?? '';
+  expect(first, `git log: ${pinned.stderr}`).toMatch(/^[0-9a-f]{40}$/);
+  const old = await run('git', ['show', `${first}^:docker-compose.prod.yml`]);
   expect(old.code, old.stderr).toBe(0);
   expect(old.stdout).toMatch(/^name: poolguard-prod$/m);
   expect(old.stdout).not.toMatch(/COMPOSE_PROJECT_NAME/);
@@ -32,7 +34,9 @@ const startedAt = async () => Object.fromEntries(await Promise.all((await stack.
 
 beforeAll(async () => {
   const secretsDir = join(mkdtempSync(join(tmpdir(), 'poolguard-test-prod-')), 'secrets');
-  stack = Stack.prod('poolguard-test-prod', { PUBLISH_SIDECAR_PORT: String(SIDECAR_PORT) }, secretsDir);
+  // The replica profile on: the upgrade from the previous file (no replication roles on its
+  // volume) brings the roles, the clone and the read routing up in one go.
+  stack = Stack.prod('poolguard-test-prod', { PUBLISH_SIDECAR_PORT: String(SIDECAR_PORT), COMPOSE_PROFILES: 'replica' }, secretsDir);
   const gen = await run(join(ROOT, 'scripts/gen-secrets.sh'), [secretsDir]);
   expect(gen.code, gen.stderr).toBe(0);
   for (const f of readdirSync(secretsDir).filter((n) => !/\.(crt|key)$/.test(n))) secrets[f] = readFileSync(join(secretsDir, f), 'utf8');
@@ -173,19 +177,19 @@ describe('prod stack: an app service joining it (examples/app.prod.yml)', () => 
 describe('prod stack', () => {
   it('gen-secrets made every secret strong and refuses to overwrite without --force', async () => {
     expect(Object.keys(secrets).sort()).toEqual([
-      'app_password', 'monitor_password', 'pgbackrest_cipher_pass', 'pgbouncer_admin_password', 'pgbouncer_auth_password',
-      'pgbouncer_stats_password', 'postgres_password', 'redis_password', 'sidecar_token',
+      'app_password', 'app_read_password', 'monitor_password', 'pgbackrest_cipher_pass', 'pgbouncer_admin_password', 'pgbouncer_auth_password',
+      'pgbouncer_stats_password', 'postgres_password', 'redis_password', 'replication_password', 'sidecar_token',
     ]);
     for (const v of Object.values(secrets)) expect(v).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(new Set(Object.values(secrets)).size).toBe(9);
+    expect(new Set(Object.values(secrets)).size).toBe(11);
     const dir = stack.extraEnv.POOLGUARD_SECRETS_DIR!;
     const again = await run(join(ROOT, 'scripts/gen-secrets.sh'), [dir]);
-    expect(again.stderr).toMatch(/0 created, 9 kept .*; PgBouncer TLS certificate kept; backup TLS certificates kept/);
+    expect(again.stderr).toMatch(/0 created, 11 kept .*; PgBouncer TLS certificate kept; backup TLS certificates kept/);
     expect(readFileSync(join(dir, 'app_password'), 'utf8')).toBe(secrets.app_password);
   });
 
   it('every long-running service is healthy; the sidecar answers 200', async () => {
-    for (const s of ['postgres', 'pgbouncer', 'redis', 'sidecar', 'backup', 'pgbackrest']) expect(inspected[s]?.State.Health?.Status, s).toBe('healthy');
+    for (const s of ['postgres', 'postgres-replica', 'pgbouncer', 'redis', 'sidecar', 'backup', 'pgbackrest']) expect(inspected[s]?.State.Health?.Status, s).toBe('healthy');
     expect(inspected.migrate?.State.ExitCode).toBe(0);
     const res = await fetch(`http://127.0.0.1:${SIDECAR_PORT}/health`);
     const body = (await res.json()) as { healthy: boolean; pgbouncer: { version: string | null } };
@@ -195,6 +199,27 @@ describe('prod stack', () => {
     expect(body.pgbouncer.version).toBeNull();
     const full = (await (await fetch(`http://127.0.0.1:${SIDECAR_PORT}/health`, { headers: { authorization: `bearer ${secrets.sidecar_token}` } })).json()) as typeof body;
     expect(full.pgbouncer.version).toMatch(/^1\.24\./);
+  });
+
+  it('the replica profile: the standby streams, the read URL (TLS through PgBouncer) reads from it and cannot write, the sidecar lists it', async () => {
+    const psql = (service: string, sql: string) => stack.exec(service, ['psql', '-X', '-h', '/var/run/postgresql', '-U', 'postgres', '-d', 'app', '-Atc', sql]);
+    expect((await psql('postgres', 'SELECT application_name, state FROM pg_stat_replication')).stdout.trim()).toBe('postgres-replica|streaming');
+    expect((await psql('postgres-replica', 'SELECT pg_is_in_recovery()')).stdout.trim()).toBe('t');
+    // As an app on the backend network would: app_reader on app_ro, TLS required by PgBouncer.
+    const read = (sql: string) => stack.exec('pgbouncer', ['sh', '-c', `PGPASSWORD='${secrets.app_read_password}' psql -X -At -v ON_ERROR_STOP=1 "host=127.0.0.1 port=6432 dbname=app_ro user=app_reader sslmode=require" -c "${sql}"`]);
+    let onReplica = '';
+    for (let i = 0; i < 60 && onReplica !== 't'; i++) {
+      onReplica = (await read('SELECT pg_is_in_recovery()')).stdout.trim();
+      if (onReplica !== 't') await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(onReplica).toBe('t');
+    const write = await read("INSERT INTO upgrade_marker VALUES ('through the read URL')");
+    expect(write.code).not.toBe(0);
+    expect(write.stderr).toMatch(/read-only transaction/);
+    expect((await read('SELECT note FROM upgrade_marker')).stdout.trim()).toBe('written under the previous compose file');
+    const full = (await (await fetch(`http://127.0.0.1:${SIDECAR_PORT}/health`, { headers: { authorization: `Bearer ${secrets.sidecar_token}` } })).json()) as { degraded: boolean; replicas: { instance: string; healthy: boolean; status: string }[] };
+    expect(full.degraded).toBe(false);
+    expect(full.replicas.map((r) => `${r.instance} ${r.healthy} ${r.status}`)).toEqual(['postgres-replica true streaming']);
   });
 
   it('publishes no port but the sidecar, on 127.0.0.1', async () => {
@@ -213,7 +238,7 @@ describe('prod stack', () => {
   });
 
   it('every container runs as a non-root user', async () => {
-    for (const service of ['postgres', 'pgbouncer', 'redis', 'sidecar', 'backup', 'pgbackrest']) {
+    for (const service of ['postgres', 'postgres-replica', 'pgbouncer', 'redis', 'sidecar', 'backup', 'pgbackrest']) {
       const r = await stack.exec(service, ['id', '-u']);
       expect(r.code, service).toBe(0);
       expect(Number(r.stdout.trim()), service).toBeGreaterThan(0);

@@ -6,6 +6,7 @@
 // thresholds (5 s max lag, back after 3 s below 1 s) keep the test short; the defaults differ
 // only in numbers (30 / 5 / 10).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
 import { Stack, health, image, pgClient, publish, run, sleep } from '../e2e/stack.js';
 import { errorsText, record, recordSettings, startLoad, startScript, waitUntil } from './harness.js';
 
@@ -30,7 +31,24 @@ const env = stack.env;
 const READ_DB = `${env.APP_DB}_ro`;
 const reader = { user: env.APP_READ_USER!, password: env.APP_READ_PASSWORD!, database: READ_DB };
 const writerCfg = { user: env.APP_USER!, password: env.APP_PASSWORD!, database: env.APP_DB! };
-const pooledRead = () => pgClient({ port: PORTS.pgbouncer, ...reader });
+/**
+ * A new login to the read alias. Right after a switch PgBouncer still answers a new login with
+ * the old host's cached failure ("server login has been failing, cached error: ...") for up to
+ * server_login_retry (1 s): a client that retries gets in.
+ */
+async function pooledRead(): Promise<pg.Client> {
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      const c = await pgClient({ port: PORTS.pgbouncer, ...reader });
+      await c.query('SELECT 1');
+      return c;
+    } catch (err) {
+      if (!/server login has been failing/.test(String(err)) || Date.now() - t0 > 3000) throw err;
+      await sleep(100);
+    }
+  }
+}
 const pooledWrite = () => pgClient({ port: PORTS.pgbouncer, ...writerCfg });
 
 /** Where PgBouncer sends the read alias now: 'replica', 'primary' or the host it names. */
@@ -54,12 +72,14 @@ async function sqlIn(service: 'postgres' | 'postgres-replica', sql: string): Pro
  * lines of its log since `since` that say it did not start.
  */
 async function refusedLines(id: string, since: string): Promise<string[]> {
-  await waitUntil('the healthcheck failing with the problem', async () => {
-    const h = (await stack.inspect(id)).State.Health as { Status: string; Log?: { ExitCode: number; Output: string }[] } | undefined;
+  const lines = async () => (await run('docker', ['logs', '--since', since, id])).stderr.split('\n').filter((l) => /replica NOT started/.test(l));
+  await waitUntil('the line saying the replica did not start', async () => (await lines()).length > 0, 60_000, 500);
+  await waitUntil('a healthcheck since then failing with the same problem', async () => {
+    const h = (await stack.inspect(id)).State.Health as { Status: string; Log?: { Start: string; ExitCode: number; Output: string }[] } | undefined;
     const last = h?.Log?.at(-1);
-    return h?.Status !== 'healthy' && last?.ExitCode === 1 && /replica NOT started/.test(last.Output);
+    return h?.Status !== 'healthy' && last !== undefined && last.Start > since && last.ExitCode === 1 && /replica NOT started/.test(last.Output);
   }, 60_000, 500);
-  return (await run('docker', ['logs', '--since', since, id])).stderr.split('\n').filter((l) => /replica NOT started/.test(l));
+  return lines();
 }
 
 /** The ids of a writer's rows that the replica lacks. */
@@ -89,6 +109,17 @@ async function startReads(name: string, clients: number, durationMs: number) {
   });
 }
 
+/** The read router's switches since `since` (epoch ms), from its log lines in PgBouncer's container. */
+async function switches(since: number): Promise<{ atMs: number; to: string; reason: string }[]> {
+  const id = (await stack.containers()).find((c) => c.service === 'pgbouncer')!.id;
+  const logs = await run('docker', ['logs', '--since', new Date(since - 1000).toISOString(), id]);
+  // The router never died and restarted meanwhile (it would forget its state).
+  expect(logs.stdout + logs.stderr).not.toMatch(/read-router exited|unbound variable|command not found/);
+  return [...(logs.stdout + logs.stderr).matchAll(/^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3}) UTC \[read-router\] \S+ -> (\w+): (.*)$/gm)]
+    .map((m) => ({ atMs: Date.parse(`${m[1]}T${m[2]}Z`), to: m[3]!, reason: m[4]! }))
+    .filter((w) => w.atMs >= since);
+}
+
 /** The first 100 ms bucket at or after `from` in which `who` answered and the other did not. */
 function firstBucket(load: ReadLoad, from: number, who: 'replica' | 'primary'): number | undefined {
   return load.timeline.find(([t, r, p]) => t + 100 > from && (who === 'primary' ? p > 0 && r === 0 : r > 0 && p === 0))?.[0];
@@ -109,7 +140,7 @@ afterAll(async () => {
 describe('read replica (dev file, profile replica)', () => {
   it('streams from its own slot, with the primary\'s settings, and the read URL reaches it', async () => {
     expect(await sqlIn('postgres', "SELECT application_name || '|' || state FROM pg_stat_replication")).toBe('postgres-replica|streaming');
-    expect(await sqlIn('postgres', 'SELECT slot_name || \'|\' || active FROM pg_replication_slots')).toBe('poolguard_replica|t');
+    expect(await sqlIn('postgres', 'SELECT slot_name || \'|\' || active FROM pg_replication_slots')).toBe('poolguard_replica|true');
     const settings = "SELECT string_agg(name || '=' || setting, ',' ORDER BY name) FROM pg_settings WHERE name IN ('max_connections','max_wal_senders','max_worker_processes','max_locks_per_transaction','max_prepared_transactions')";
     expect(await sqlIn('postgres-replica', settings)).toBe(await sqlIn('postgres', settings));
     expect(await sqlIn('postgres-replica', 'SELECT pg_is_in_recovery()')).toBe('t');
@@ -154,11 +185,12 @@ describe('read replica (dev file, profile replica)', () => {
     const c = await pooledRead();
     try {
       const codes: string[] = [];
-      for (const sql of ["INSERT INTO ledger (id, writer) VALUES (1, 'x')", 'SET default_transaction_read_only = off; INSERT INTO ledger (id, writer) VALUES (1, \'x\')', "BEGIN READ WRITE; INSERT INTO ledger (id, writer) VALUES (1, 'x')"]) {
+      for (const sql of ["INSERT INTO ledger (id, writer) VALUES (1, 'x')", "BEGIN READ WRITE; INSERT INTO ledger (id, writer) VALUES (1, 'x')"]) {
         codes.push(await c.query(sql).then(() => 'ok', (e: { code?: string }) => e.code ?? '?'));
         await c.query('ROLLBACK').catch(() => undefined);
       }
-      expect(codes).toEqual(['25006', '25006', '25006']);
+      // 25006 read_only_sql_transaction; BEGIN READ WRITE is refused up front during recovery (0A000).
+      expect(codes).toEqual(['25006', '0A000']);
     } finally {
       await c.end();
     }
@@ -175,10 +207,14 @@ describe('read replica (dev file, profile replica)', () => {
     // While reads are on the primary, the read URL still cannot write (a permission error there).
     const c = await pooledRead();
     const onPrimary = await c.query('SELECT pg_is_in_recovery() AS r').then((q) => q.rows[0].r as boolean);
-    const writeCode = await c.query("INSERT INTO ledger (id, writer) VALUES (1, 'x')").then(() => 'ok', (e: { code?: string }) => e.code ?? '?');
+    const code = (sql: string) => c.query(sql).then(() => 'ok', (e: { code?: string }) => e.code ?? '?');
+    // The role's default (read-only transactions) refuses first; overridden, the grants do.
+    const writeCode = await code("INSERT INTO ledger (id, writer) VALUES (1, 'x')");
+    const overriddenCode = await code("BEGIN READ WRITE; INSERT INTO ledger (id, writer) VALUES (1, 'x')");
+    await c.query('ROLLBACK').catch(() => undefined);
     await c.end();
     expect(onPrimary).toBe(false);
-    expect(writeCode).toBe('42501');
+    expect([writeCode, overriddenCode]).toEqual(['25006', '42501']);
     await sleep(8000);
     const tStart = Date.now();
     await stack.mustCompose(['start', 'postgres-replica']);
@@ -191,17 +227,24 @@ describe('read replica (dev file, profile replica)', () => {
     expect(toReplica, 'reads answered by the replica after the start').toBeDefined();
     const switchMs = toPrimary! - tStop;
     const returnMs = toReplica! - tStart;
-    // Failures only around the two switches: none while the reads sat on either server.
-    const atStop = load.failures.filter((f) => f.atMs >= tStop - 500 && f.atMs <= toPrimary! + 1000).length;
-    const atReturn = load.failures.filter((f) => f.atMs >= toReplica! - 1500 && f.atMs <= toReplica! + 1000).length;
-    const elsewhere = load.failures.filter((f) => !(f.atMs >= tStop - 500 && f.atMs <= toPrimary! + 1000) && !(f.atMs >= toReplica! - 1500 && f.atMs <= toReplica! + 1000));
+    // Failures only around the two switches (from the stop to 2 s after the router's move, and
+    // 2 s either side of its move back: PgBouncer answers with a cached login error for up to
+    // server_login_retry after each), none while the reads sat on either server.
+    const moves = await switches(tStop);
+    expect(moves.map((m) => m.to)).toEqual(['primary', 'replica']);
+    const [away, back] = moves as [{ atMs: number }, { atMs: number }];
+    const inStop = (t: number) => t >= tStop - 500 && t <= away.atMs + 2000;
+    const inReturn = (t: number) => t >= back.atMs - 2000 && t <= back.atMs + 2000;
+    const atStop = load.failures.filter((f) => inStop(f.atMs)).length;
+    const atReturn = load.failures.filter((f) => inReturn(f.atMs)).length;
+    const elsewhere = load.failures.filter((f) => !inStop(f.atMs) && !inReturn(f.atMs));
     await waitUntil('the replica caught up', async () => (await missingOnReplica('replica-stop', wrote.ackedIds)) === 0, 30_000, 500);
     const missing = await missingOnReplica('replica-stop', wrote.ackedIds);
     record({
       scenario: 'Replica stopped and started under reads',
       load: `50 clients reading through ${READ_DB} (${load.reads} reads: ${load.replica} on the replica, ${load.primary} on the primary) + 4 writing through PgBouncer (${wrote.ackedIds.length} commits)`,
       injected: 'docker compose stop postgres-replica for ~8 s, then start',
-      figures: `reads on the primary ${(switchMs / 1000).toFixed(1)} s after the stop (${atStop} failed reads at that switch), back on the replica ${(returnMs / 1000).toFixed(1)} s after the start (caught up, then ${RETURN_AFTER_S} s below the return mark; ${atReturn} failed at that switch), ${elsewhere.length} failures elsewhere; ${missing} of ${wrote.ackedIds.length} rows written meanwhile missing on the replica; ${errorsText(load.errors)}`,
+      figures: `router moved the reads ${((away.atMs - tStop) / 1000).toFixed(1)} s after the stop ("${moves[0]!.reason.slice(0, 60)}"), reads answered by the primary ${(switchMs / 1000).toFixed(1)} s after it (${atStop} failed reads at that switch); moved back ${((back.atMs - tStart) / 1000).toFixed(1)} s after the start ("${moves[1]!.reason}"), answered by the replica ${(returnMs / 1000).toFixed(1)} s after it (${atReturn} failed at that switch); ${elsewhere.length} failures elsewhere; ${missing} of ${wrote.ackedIds.length} rows written meanwhile missing on the replica; ${errorsText(load.errors)}`,
     });
     expect(elsewhere.map((f) => `${new Date(f.atMs).toISOString()} ${f.message}`)).toEqual([]);
     expect(missing).toBe(0);
@@ -247,8 +290,12 @@ describe('read replica (dev file, profile replica)', () => {
       } finally {
         await c.end();
       }
-      const body = (await health(PORTS.sidecar))?.body;
-      expect(body?.postgres?.healthy).toBe(false);
+      // The sidecar says the primary is down (503) and the replica answering (its stream broken).
+      await waitUntil('the sidecar reporting the primary down', async () => (await health(PORTS.sidecar))?.body?.postgres?.healthy === false, 15_000, 250);
+      const h = await health(PORTS.sidecar);
+      expect(h?.status).toBe(503);
+      expect(h?.body?.replicas?.map((r: { instance: string }) => r.instance)).toEqual(['postgres-replica']);
+      expect(h?.body?.replicas?.[0]?.status).not.toBe('down');
     } finally {
       await stack.mustCompose(['start', 'postgres']);
       await stack.up();
