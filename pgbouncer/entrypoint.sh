@@ -65,7 +65,9 @@ render() {
   export PGBOUNCER_ADMIN_USER="${PGBOUNCER_ADMIN_USER:-pgbouncer_admin}"
   export PGBOUNCER_STATS_USER="${PGBOUNCER_STATS_USER:-pgbouncer_stats}"
   export READ_DB="${APP_DB}_ro"
-  check_name APP_DB; check_name READ_DB; check_name PGBOUNCER_AUTH_USER; check_name PGBOUNCER_ADMIN_USER; check_name PGBOUNCER_STATS_USER
+  check_name APP_DB; check_name PGBOUNCER_AUTH_USER;
+  [[ ! "$APP_DB" =~ ^[A-Za-z_][A-Za-z0-9_]{0,62}$ || ${#READ_DB} -le 63 ]] || err "APP_DB is too long for the read alias ${READ_DB} (APP_DB + _ro: 63 characters at most)"
+  check_name PGBOUNCER_ADMIN_USER; check_name PGBOUNCER_STATS_USER
   [[ "$POSTGRES_HOST" =~ ^[A-Za-z0-9._:-]+$ || "$POSTGRES_HOST" =~ ^/[A-Za-z0-9._/-]+$ ]] \
     || err "POSTGRES_HOST must be a host name, an address or a Unix socket directory (an absolute path), got '$POSTGRES_HOST'"
   [[ "$POSTGRES_PORT" =~ ^[0-9]+$ ]] && [ "$POSTGRES_PORT" -ge 1 ] && [ "$POSTGRES_PORT" -le 65535 ] \
@@ -96,6 +98,7 @@ render() {
     def="$(awk -v k="$key" '$1==k && $2=="=" {sub(/^[^=]*= /,""); print; exit}' "$TEMPLATE")"
     val="${!var}"
     if [[ "$def" =~ ^[0-9]+$ ]] && ! [[ "$val" =~ ^[0-9]+$ ]]; then err "$var must be a whole number >= 0, got '$val'"; continue; fi
+    if [[ "$def" =~ ^[0-9]+\.[0-9]+$ ]] && ! [[ "$val" =~ ^[0-9]+(\.[0-9]+)?$ ]]; then err "$var must be a number of seconds >= 0 such as 0.5, got '$val'"; continue; fi
     if [ "$key" = pool_mode ] && ! [[ "$val" =~ ^(session|transaction|statement)$ ]]; then err "$var must be session, transaction or statement, got '$val'"; continue; fi
     case "$val" in *$'\n'*) err "$var must be a single line"; continue ;; esac
     [ "$val" = "$def" ] || overrides+=("$key=$val")
@@ -135,7 +138,7 @@ render() {
   unset PGBOUNCER_AUTH_PASSWORD PGBOUNCER_ADMIN_PASSWORD PGBOUNCER_STATS_PASSWORD
   # The read alias starts on the primary (a reload keeps what the router chose).
   if [ ! -f "$ROUTE" ]; then
-    printf '[databases]\n%s = host=%s port=%s dbname=%s auth_dbname=%s\n' "$READ_DB" "$POSTGRES_HOST" "$POSTGRES_PORT" "$APP_DB" "$READ_DB" >"$ROUTE"
+    printf '[databases]\n%s = host=%s port=%s dbname=%s auth_dbname=%s\n' "$READ_DB" "$POSTGRES_HOST" "$POSTGRES_PORT" "$APP_DB" "$APP_DB" >"$ROUTE"
   fi
 
   # Effective pool settings, for the log (no secrets in this file).

@@ -36,26 +36,36 @@ export PGPASSFILE="${PGPASSFILE:-/var/run/pgbouncer/router.pgpass}" PGCONNECT_TI
 
 log() { printf '%s [read-router] %s\n' "$(date -u +'%Y-%m-%d %H:%M:%S.%3N UTC')" "$*" >&2; }
 
-# route_line HOST PORT: the read alias's [databases] entry. Its own auth_dbname: logins run the
-# auth query on the server the reads go to, so they work while the other one is down.
-route_line() { printf '%s = host=%s port=%s dbname=%s auth_dbname=%s\n' "$READ_DB" "$1" "$2" "$APP_DB" "$READ_DB"; }
-
-# write_route replica|primary: the included file, replaced atomically.
+# write_route replica|primary: the included file, replaced atomically. Logins run the auth query
+# on the server the reads go to, so they work while the other one is down: on the replica through
+# the alias's own auth_user pool (auth_dbname = the alias), on the primary through the app
+# entry's (auth_dbname = the app database: no second pool of auth connections there).
 write_route() {
   { echo '[databases]'
-    if [ "$1" = replica ]; then route_line "$REPLICA_HOST" "$REPLICA_PORT"; else route_line "$PRIMARY_HOST" "$PRIMARY_PORT"; fi
+    if [ "$1" = replica ]; then
+      printf '%s = host=%s port=%s dbname=%s auth_dbname=%s\n' "$READ_DB" "$REPLICA_HOST" "$REPLICA_PORT" "$APP_DB" "$READ_DB"
+    else
+      printf '%s = host=%s port=%s dbname=%s auth_dbname=%s\n' "$READ_DB" "$PRIMARY_HOST" "$PRIMARY_PORT" "$APP_DB" "$APP_DB"
+    fi
   } >"$ROUTE.tmp" && mv "$ROUTE.tmp" "$ROUTE"
 }
 
-# position HOST PORT: POS="in_recovery|lsn|streaming|paused", or POS="" and POS_ERR says why.
+# position HOST PORT: POS="in_recovery|lsn|streaming|paused"; or POS="" with POS_ERR saying why
+# and POS_DOWN=1 when the server cannot be reached (refused, no such host, shutting down or
+# starting up, a timeout), POS_DOWN=0 when it answered but refused this check (too many
+# connections for the role, a password): that says nothing about the server, so no decision
+# is taken on it.
 position() {
   local out
-  POS="" POS_ERR=""
+  POS="" POS_ERR="" POS_DOWN=0
   if out="$(psql -X -At -F '|' -h "$1" -p "$2" -U "$AUTH_USER" -d "$APP_DB" \
       -c 'SELECT in_recovery, lsn, streaming, replay_paused FROM pgbouncer.wal_position()' 2>&1)"; then
     POS="$out"
   else
     POS_ERR="$(head -n 1 <<<"$out")"
+    if grep -qiE 'could not connect|connection refused|could not translate host name|timeout expired|no such file or directory|database system is (shutting down|starting up|not yet accepting|in recovery mode)|server closed the connection|unreachable|no route to host' <<<"$out"; then
+      POS_DOWN=1
+    fi
   fi
 }
 
@@ -89,16 +99,20 @@ lag_of() {
 
 # The entrypoint wrote the primary into $ROUTE before PgBouncer started: reads work from the
 # first second; the first good look at the replica moves them there without the wait.
-current=primary first=1 below_since=""
+current=primary first=1 below_since="" last_unknown=""
 log "watching $REPLICA_HOST:$REPLICA_PORT for $READ_DB (max lag ${MAX_LAG} s, back below ${RETURN_LAG} s for ${RETURN_AFTER} s)"
 while :; do
   now=$(date +%s%3N)
-  position "$PRIMARY_HOST" "$PRIMARY_PORT"; p="$POS" p_err="$POS_ERR"
-  position "$REPLICA_HOST" "$REPLICA_PORT"; r="$POS" r_err="$POS_ERR"
-  down="" lag=0 # ms
+  position "$PRIMARY_HOST" "$PRIMARY_PORT"; p="$POS" p_err="$POS_ERR" p_down="$POS_DOWN"
+  position "$REPLICA_HOST" "$REPLICA_PORT"; r="$POS" r_err="$POS_ERR" r_down="$POS_DOWN"
+  down="" unknown="" lag=0 # ms
   if [ -n "$p" ]; then IFS='|' read -r _ p_lsn _ <<<"$p"; remember "$now" "$p_lsn"; fi
-  if [ -z "$r" ]; then
+  if [ -z "$r" ] && [ "$r_down" = 1 ]; then
     down="replica unreachable: $r_err"
+  elif [ -z "$r" ]; then
+    unknown="the replica refused the check: $r_err"
+  elif [ -z "$p" ] && [ "$p_down" = 0 ]; then
+    unknown="the primary refused the check: $p_err"
   else
     IFS='|' read -r r_rec r_lsn r_streaming r_paused <<<"$r"
     if [ "$r_rec" != t ]; then
@@ -108,7 +122,10 @@ while :; do
     fi
   fi
   want="$current" reason=""
-  if [ -n "$down" ]; then
+  if [ -n "$unknown" ]; then
+    # Cannot tell: keep the route, say so once.
+    [ "$unknown" = "$last_unknown" ] || log "$READ_DB stays on the $current: $unknown"
+  elif [ -n "$down" ]; then
     want=primary reason="$down"; below_since=""
   elif [ -z "$p" ]; then
     want=replica reason="primary unreachable ($p_err): the replica takes the reads"
@@ -124,6 +141,7 @@ while :; do
       below_since=""
     fi
   fi
+  last_unknown="$unknown"
   [ "$current" = primary ] || first=0
   if [ "$want" != "$current" ]; then
     write_route "$want"

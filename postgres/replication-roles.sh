@@ -75,6 +75,15 @@ SQL
 else
   say "APP_READ_PASSWORD is not set (${SECRET_PROBLEM:-neither it nor APP_READ_PASSWORD_FILE}): no read-only role; the read URL cannot log in"
 fi
+# PgBouncer's auth user: volumes made before the read router had CONNECTION LIMIT 5, exactly what
+# min_pool_size keeps in the app entry's auth_user pool: the router's check (as this role, once
+# a second) was refused with "too many connections for role". 10 leaves room; a limit set higher
+# (or none) is kept.
+q -d postgres -v auth_user="${PGBOUNCER_AUTH_USER:-pgbouncer_auth}" <<'SQL'
+SELECT format('ALTER ROLE %I CONNECTION LIMIT 10', rolname) FROM pg_roles
+ WHERE rolname = :'auth_user' AND rolconnlimit BETWEEN 0 AND 9 \gexec
+SQL
+
 # The read router (PgBouncer's container) asks each server where its WAL stands, as PgBouncer's
 # auth user: a SECURITY DEFINER function (pg_stat_wal_receiver shows its status only to
 # pg_read_all_stats), owned by the superuser, fixed search_path, callable by that role alone.

@@ -33,6 +33,11 @@ if [ -n "$vols" ] && [ "$yes" -ne 1 ]; then
   fi
 fi
 "${compose[@]}" down -v --remove-orphans
+# down -v leaves the volumes of services whose profile is off (the replica's, when
+# COMPOSE_PROFILES no longer lists it): remove what is left of the list above.
+left="$(docker volume ls -q --filter "label=com.docker.compose.project=$project")"
+# shellcheck disable=SC2086
+[ -z "$left" ] || docker volume rm $left >/dev/null
 "$ROOT/scripts/cleanup-test-stacks.sh"
 rm -rf "$ROOT/sidecar/dist"
 log "removed dev project '$project'$([ -n "$vols" ] && echo " and its $(wc -l <<<"$vols") volumes")"

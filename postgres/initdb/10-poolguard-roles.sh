@@ -39,7 +39,9 @@ SET password_encryption = 'scram-sha-256';
 CREATE ROLE :"app_user" LOGIN PASSWORD :'app_pw';
 CREATE ROLE :"mon_user" LOGIN PASSWORD :'mon_pw' CONNECTION LIMIT 10;
 GRANT pg_monitor TO :"mon_user";
-CREATE ROLE :"auth_user" LOGIN PASSWORD :'auth_pw' CONNECTION LIMIT 5;
+-- 10: PgBouncer keeps min_pool_size (5) server connections in the app entry's auth_user pool,
+-- and the read router checks the WAL position as this role once a second.
+CREATE ROLE :"auth_user" LOGIN PASSWORD :'auth_pw' CONNECTION LIMIT 10;
 -- Roles PgBouncer may log in as over the shared Unix socket (pg_hba.conf: +poolguard_pooled).
 CREATE ROLE poolguard_pooled NOLOGIN;
 GRANT poolguard_pooled TO :"app_user", :"mon_user", :"auth_user";

@@ -245,12 +245,17 @@ describe("PgBouncer's entrypoint with bad settings", () => {
     const secrets = ['-e', 'PGBOUNCER_AUTH_PASSWORD=auth-s3cret', '-e', 'PGBOUNCER_ADMIN_PASSWORD=admin-s3cret', '-e', 'PGBOUNCER_STATS_PASSWORD=stats-s3cret'];
     const bad = await run('docker', ['run', '--rm', ...secrets,
       '-e', 'PGBOUNCER_DEFAULT_POOL_SIZE=lots', '-e', 'PGBOUNCER_POOL_MODE=sometimes', '-e', 'PGBOUNCER_NO_SUCH_SETTING=1', '-e', 'PGBOUNCER_AUTH_FILE=/tmp/users.txt',
-      '-e', 'POSTGRES_HOST=db;rm -rf /', '-e', 'POSTGRES_PORT=99999', '-e', 'APP_DB=app db', image('pgbouncer')], { timeoutMs: 30_000 });
+      '-e', 'POSTGRES_HOST=db;rm -rf /', '-e', 'POSTGRES_PORT=99999', '-e', 'APP_DB=app db', '-e', 'PGBOUNCER_SERVER_LOGIN_RETRY=soon',
+      // The replica profile on, with no replica host and a return mark above the max lag.
+      '-e', 'POOLGUARD_PROFILES=monitoring,replica', '-e', 'READ_ROUTE_MAX_LAG_SECONDS=10', '-e', 'READ_ROUTE_RETURN_LAG_SECONDS=20', '-e', 'READ_ROUTE_INTERVAL=0',
+      image('pgbouncer')], { timeoutMs: 30_000 });
     const out = bad.stdout + bad.stderr;
     expect(bad.code).toBe(1);
     for (const m of [/PGBOUNCER_DEFAULT_POOL_SIZE must be a whole number/, /PGBOUNCER_POOL_MODE must be session, transaction or statement/,
       /PGBOUNCER_NO_SUCH_SETTING: 'no_such_setting' is not a setting/, /PGBOUNCER_AUTH_FILE: 'auth_file' is fixed by this image/, /POSTGRES_HOST must be a host name, an address or a Unix socket directory/,
-      /POSTGRES_PORT must be a port number/, /APP_DB must be a plain identifier/]) expect(out).toMatch(m);
+      /POSTGRES_PORT must be a port number/, /APP_DB must be a plain identifier/, /PGBOUNCER_SERVER_LOGIN_RETRY must be a number of seconds >= 0 such as 0.5, got 'soon'/,
+      /READ_REPLICA_HOST must be the replica's host name \(the replica profile is on\)/, /READ_ROUTE_INTERVAL must be a whole number of seconds >= 1, got '0'/,
+      /READ_ROUTE_RETURN_LAG_SECONDS \(20\) must be below READ_ROUTE_MAX_LAG_SECONDS \(10\)/]) expect(out).toMatch(m);
     expect(out).not.toMatch(/s3cret/);
     expect(out).not.toMatch(/process up/);
 

@@ -7,7 +7,8 @@
 // only in numbers (30 / 5 / 10).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { Stack, health, image, pgClient, publish, run, sleep } from '../e2e/stack.js';
+import { join } from 'node:path';
+import { ROOT, Stack, health, image, pgClient, publish, run, sleep } from '../e2e/stack.js';
 import { errorsText, record, recordSettings, startLoad, startScript, waitUntil } from './harness.js';
 
 const PORTS = { postgres: 35452, pgbouncer: 36452, redis: 36399, sidecar: 38807 };
@@ -34,7 +35,7 @@ const writerCfg = { user: env.APP_USER!, password: env.APP_PASSWORD!, database: 
 /**
  * A new login to the read alias. Right after a switch PgBouncer still answers a new login with
  * the old host's cached failure ("server login has been failing, cached error: ...") for up to
- * server_login_retry (1 s): a client that retries gets in.
+ * server_login_retry (0.1 s here): a client that retries gets in.
  */
 async function pooledRead(): Promise<pg.Client> {
   const t0 = Date.now();
@@ -181,6 +182,77 @@ describe('read replica (dev file, profile replica)', () => {
     expect(max).toBeLessThan(2000);
   });
 
+  it('replication lag under a 50-client write load through PgBouncer, from the sidecar\'s samples', async () => {
+    const DURATION = 30_000;
+    const writes = await startLoad(stack, { clients: 50, durationMs: DURATION, writer: 'replica-lag', idBase: 7_200_000_000, thinkMs: 5 });
+    /** The value of a family's sample with target=TARGET (any other labels). */
+    const sample = (text: string, name: string, target: string) => {
+      const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(`target="${target}"`));
+      return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : NaN;
+    };
+    const lag: number[] = [];
+    const bytes: number[] = [];
+    const replayLag: number[] = [];
+    const routes = new Set<string>();
+    let lastPoll = '';
+    const until = Date.now() + DURATION - 1000;
+    while (Date.now() < until) {
+      const text = await (await fetch(`http://127.0.0.1:${PORTS.sidecar}/metrics`)).text();
+      const polls = /^poolguard_polls_total (\d+)$/m.exec(text)?.[1] ?? '';
+      if (polls !== lastPoll) {
+        lastPoll = polls;
+        lag.push(sample(text, 'pg_replication_lag_seconds', 'postgres-replica'));
+        bytes.push(sample(text, 'poolguard_pg_replication_lag_bytes', 'postgres-replica'));
+        replayLag.push(sample(text, 'poolguard_pg_stat_replication_replay_lag_seconds', 'postgres'));
+        routes.add(await route());
+      }
+      await sleep(200);
+    }
+    const wrote = await writes.result();
+    const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
+    const ms = (x: number) => `${(x * 1000).toFixed(0)} ms`;
+    const replayKnown = replayLag.filter(Number.isFinite);
+    record({
+      scenario: 'Replica lag under writes',
+      load: `50 clients writing through PgBouncer for ${DURATION / 1000} s (${wrote.summary.acked} commits, ${(wrote.summary.acked / (DURATION / 1000)).toFixed(0)}/s)`,
+      injected: 'none',
+      figures: `${lag.length} sidecar polls: lag p50 ${ms(pct(lag, 0.5))}, p99 ${ms(pct(lag, 0.99))}, max ${ms(Math.max(...lag))}; bytes behind p50 ${pct(bytes, 0.5)}, p99 ${pct(bytes, 0.99)}; Postgres's replay_lag p50 ${replayKnown.length ? ms(pct(replayKnown, 0.5)) : 'n/a'}, p99 ${replayKnown.length ? ms(pct(replayKnown, 0.99)) : 'n/a'}; reads stayed on: ${[...routes].join(', ')}`,
+    });
+    // A measurement that reads nothing fails.
+    expect(lag.length).toBeGreaterThanOrEqual(15);
+    expect(lag.every(Number.isFinite) && bytes.every(Number.isFinite)).toBe(true);
+    expect(wrote.summary.acked).toBeGreaterThan(1000);
+  });
+
+  it('a real Prisma 7 client with readReplicas over the pooled URLs: writes, $primary() and transactions on the primary, other reads on the replica', async () => {
+    // sidecar/test/clients/prisma: Prisma 7.10 with @prisma/adapter-pg and
+    // @prisma/extension-read-replicas 0.5, installed from its lock file (no install scripts:
+    // Prisma 7's client needs no engine binary), its client generated from the schema there.
+    const dir = join(ROOT, 'sidecar/test/clients/prisma');
+    const ci = await run('npm', ['ci', '--no-audit', '--no-fund', '--ignore-scripts'], { env: { npm_config_loglevel: 'error' }, timeoutMs: 240_000, cwd: dir });
+    expect(ci.code, ci.stderr).toBe(0);
+    const gen = await run(join(dir, 'node_modules/.bin/prisma'), ['generate'], { env: { PRISMA_SCHEMA_ENGINE_BINARY: '/bin/true', PRISMA_HIDE_UPDATE_MESSAGE: '1' }, cwd: dir });
+    expect(gen.code, gen.stdout + gen.stderr).toBe(0);
+    // Which server answered, asked from inside a model query (a view: Prisma reads it like a table).
+    await sqlIn('postgres', `CREATE OR REPLACE VIEW server_role AS SELECT pg_is_in_recovery() AS in_recovery, current_user::text AS usr; GRANT SELECT ON server_role TO ${env.APP_USER}, ${reader.user}`);
+    const url = (u: string, pw: string, db: string) => `postgresql://${u}:${encodeURIComponent(pw)}@127.0.0.1:${PORTS.pgbouncer}/${db}`;
+    const r = await run(join(dir, 'node_modules/.bin/tsx'), ['check.ts', 'prisma'], {
+      env: { DATABASE_URL: url(writerCfg.user, writerCfg.password, writerCfg.database), DATABASE_URL_READ: url(reader.user, reader.password, READ_DB) }, cwd: dir, timeoutMs: 60_000,
+    });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    expect(out).toEqual({
+      findMany: `replica as ${reader.user}`,
+      primaryFindMany: `primary as ${env.APP_USER}`,
+      rawDefault: `primary as ${env.APP_USER}`,
+      transaction: `primary as ${env.APP_USER}`,
+      replicaRaw: `replica as ${reader.user}`,
+      writeThroughReplica: expect.stringMatching(/25006/),
+      createdSeenOnReplica: true,
+    });
+    record({ scenario: 'Replica: a Prisma 7 client with readReplicas', load: 'one client, each kind of call once', injected: 'none', figures: Object.entries(out).map(([k, v]) => `${k}: ${String(v).slice(0, 60)}`).join('; ') });
+  });
+
   it('the read URL cannot write on the replica, whatever the client sets', async () => {
     const c = await pooledRead();
     try {
@@ -232,7 +304,8 @@ describe('read replica (dev file, profile replica)', () => {
     // server_login_retry after each), none while the reads sat on either server.
     const moves = await switches(tStop);
     expect(moves.map((m) => m.to)).toEqual(['primary', 'replica']);
-    const [away, back] = moves as [{ atMs: number }, { atMs: number }];
+    const away = moves[0]!;
+    const back = moves[1]!;
     const inStop = (t: number) => t >= tStop - 500 && t <= away.atMs + 2000;
     const inReturn = (t: number) => t >= back.atMs - 2000 && t <= back.atMs + 2000;
     const atStop = load.failures.filter((f) => inStop(f.atMs)).length;
@@ -247,6 +320,9 @@ describe('read replica (dev file, profile replica)', () => {
       figures: `router moved the reads ${((away.atMs - tStop) / 1000).toFixed(1)} s after the stop ("${moves[0]!.reason.slice(0, 60)}"), reads answered by the primary ${(switchMs / 1000).toFixed(1)} s after it (${atStop} failed reads at that switch); moved back ${((back.atMs - tStart) / 1000).toFixed(1)} s after the start ("${moves[1]!.reason}"), answered by the replica ${(returnMs / 1000).toFixed(1)} s after it (${atReturn} failed at that switch); ${elsewhere.length} failures elsewhere; ${missing} of ${wrote.ackedIds.length} rows written meanwhile missing on the replica; ${errorsText(load.errors)}`,
     });
     expect(elsewhere.map((f) => `${new Date(f.atMs).toISOString()} ${f.message}`)).toEqual([]);
+    // The move back waited out the hysteresis (nothing made the router skip it).
+    expect(back.atMs - tStart).toBeGreaterThanOrEqual(RETURN_AFTER_S * 1000);
+    expect(moves[1]!.reason).toMatch(new RegExp(`<= 1 s for ${RETURN_AFTER_S} s$`));
     expect(missing).toBe(0);
     expect(wrote.summary.acked).toBeGreaterThan(0);
     expect(switchMs).toBeLessThan(10_000);
