@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { AlertEngine } from '../../src/alerts/engine.js';
 import { DEFAULT_RULES, type Rule } from '../../src/alerts/rules.js';
 import { buildApp } from '../../src/app.js';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config.js';
 import { REDACTED_ERROR, healthBody, redactHealth } from '../../src/health.js';
 import { registerMetrics } from '../../src/metrics.js';
 import { Poller } from '../../src/poller.js';
@@ -15,19 +15,12 @@ import type { StackSnapshot } from '../../src/snapshot.js';
 import { parseReplication, parseServer, parseSlots, type PostgresSample } from '../../src/sources/postgres.js';
 import { primaryWalLsn, readRouting, replicasHealth, standbyLag } from '../../src/views/replication.js';
 import { postgresSample, primaryWithStandby, replicaSample, replicaServerRow, replicationRows, slotRows } from '../fixtures/postgres.js';
+import { configProblems } from '../fixtures/config.js';
 import { POOLS, snapshot, state, withReplica } from '../fixtures/snapshot.js';
 
 const REPLICA_URL = 'postgres://poolguard_monitor@postgres-replica:5432/app';
 
-function problems(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
+const problems = configProblems;
 
 describe('config: SIDECAR_POSTGRES_REPLICA_URLS, SIDECAR_PROFILES, SIDECAR_READ_DATABASE', () => {
   it('defaults: no replica, profiles unset, read alias app_ro', () => {
