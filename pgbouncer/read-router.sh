@@ -29,6 +29,8 @@ PRIMARY_HOST="${POSTGRES_HOST:?}" PRIMARY_PORT="${POSTGRES_PORT:-5432}"
 REPLICA_HOST="${READ_REPLICA_HOST:?}" REPLICA_PORT="${READ_REPLICA_PORT:-5432}"
 AUTH_USER="${PGBOUNCER_AUTH_USER:?}" ADMIN_USER="${PGBOUNCER_ADMIN_USER:?}"
 INTERVAL="${READ_ROUTE_INTERVAL:-1}"
+# One check (connect, log in, one query) longer than this counts as "cannot be reached".
+CHECK_TIMEOUT=1.5
 MAX_LAG="${READ_ROUTE_MAX_LAG_SECONDS:-30}"
 RETURN_LAG="${READ_ROUTE_RETURN_LAG_SECONDS:-5}"
 RETURN_AFTER="${READ_ROUTE_RETURN_AFTER_SECONDS:-10}"
@@ -57,10 +59,16 @@ write_route() {
 # is taken on it.
 position() {
   local out
+  local rc=0
   POS="" POS_ERR="" POS_DOWN=0
-  if out="$(psql -X -At -F '|' -h "$1" -p "$2" -U "$AUTH_USER" -d "$APP_DB" \
-      -c 'SELECT in_recovery, lsn, streaming, replay_paused FROM pgbouncer.wal_position()' 2>&1)"; then
+  # Bounded as a whole: on the prod file's internal network the name of a stopped container
+  # takes Docker's DNS about 10 s to fail, and libpq's connect_timeout does not cover that.
+  out="$(timeout -k 1 "$CHECK_TIMEOUT" psql -X -At -F '|' -h "$1" -p "$2" -U "$AUTH_USER" -d "$APP_DB" \
+      -c 'SELECT in_recovery, lsn, streaming, replay_paused FROM pgbouncer.wal_position()' 2>&1)" || rc=$?
+  if [ "$rc" -eq 0 ]; then
     POS="$out"
+  elif [ "$rc" -ge 124 ]; then
+    POS_ERR="no answer within ${CHECK_TIMEOUT} s" POS_DOWN=1
   else
     POS_ERR="$(head -n 1 <<<"$out")"
     if grep -qiE 'could not connect|connection refused|could not translate host name|timeout expired|no such file or directory|database system is (shutting down|starting up|not yet accepting|in recovery mode)|server closed the connection|unreachable|no route to host' <<<"$out"; then

@@ -7,6 +7,8 @@
 // only in numbers (30 / 5 / 10).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, Stack, health, image, pgClient, publish, run, sleep } from '../e2e/stack.js';
 import { errorsText, record, recordSettings, startLoad, startScript, waitUntil } from './harness.js';
@@ -52,20 +54,22 @@ async function pooledRead(): Promise<pg.Client> {
 }
 const pooledWrite = () => pgClient({ port: PORTS.pgbouncer, ...writerCfg });
 
-/** Where PgBouncer sends the read alias now: 'replica', 'primary' or the host it names. */
-async function route(): Promise<string> {
-  const r = await stack.exec('pgbouncer', ['pgbouncer-admin', '-At', '-F', '|', '-c', 'SHOW DATABASES']);
+/** Where PgBouncer sends a stack's read alias now: 'replica', 'primary' or the host it names. */
+async function routeOf(st: Stack): Promise<string> {
+  const r = await st.exec('pgbouncer', ['pgbouncer-admin', '-At', '-F', '|', '-c', 'SHOW DATABASES']);
   const host = r.stdout.split('\n').map((l) => l.split('|')).find((f) => f[0] === READ_DB)?.[1];
   if (host === undefined) throw new Error(`PgBouncer lists no ${READ_DB}: ${r.stdout}${r.stderr}`);
   return host === 'postgres-replica' ? 'replica' : host === '/var/run/postgresql' ? 'primary' : host;
 }
+const route = () => routeOf(stack);
 
-/** psql as the superuser inside a Postgres container (socket, peer). */
-async function sqlIn(service: 'postgres' | 'postgres-replica', sql: string): Promise<string> {
-  const r = await stack.exec(service, ['psql', '-X', '-v', 'ON_ERROR_STOP=1', '-h', '/var/run/postgresql', '-U', 'postgres', '-d', env.APP_DB!, '-At', '-c', sql]);
+/** psql as the superuser inside a Postgres container of a stack (socket, peer). */
+async function sqlOf(st: Stack, service: 'postgres' | 'postgres-replica', sql: string): Promise<string> {
+  const r = await st.exec(service, ['psql', '-X', '-v', 'ON_ERROR_STOP=1', '-h', '/var/run/postgresql', '-U', 'postgres', '-d', env.APP_DB!, '-At', '-c', sql]);
   if (r.code !== 0) throw new Error(`${service}: psql -c "${sql.slice(0, 80)}" failed: ${r.stderr}`);
   return r.stdout.trim();
 }
+const sqlIn = (service: 'postgres' | 'postgres-replica', sql: string) => sqlOf(stack, service, sql);
 
 /**
  * Waits until the replica container's healthcheck fails with the standby's problem line (Docker
@@ -83,9 +87,9 @@ async function refusedLines(id: string, since: string): Promise<string[]> {
   return lines();
 }
 
-/** The ids of a writer's rows that the replica lacks. */
-async function missingOnReplica(writer: string, ids: number[]): Promise<number> {
-  const present = new Set((await sqlIn('postgres-replica', `SELECT id FROM ledger WHERE writer = '${writer}'`)).split('\n').filter(Boolean).map(Number));
+/** The ids of a writer's rows that a stack's replica lacks. */
+async function missingOnReplica(st: Stack, writer: string, ids: number[]): Promise<number> {
+  const present = new Set((await sqlOf(st, 'postgres-replica', `SELECT id FROM ledger WHERE writer = '${writer}'`)).split('\n').filter(Boolean).map(Number));
   return ids.filter((id) => !present.has(id)).length;
 }
 
@@ -103,16 +107,21 @@ interface ReadLoad {
   timeline: [number, number, number, number][];
 }
 
-async function startReads(name: string, clients: number, durationMs: number) {
-  return startScript(stack, {
+/** N clients reading through a stack's read URL, in a container on its network (prod: TLS, the password from its file). */
+async function startReads(st: Stack, name: string, clients: number, durationMs: number, secretsDir?: string) {
+  const auth: Record<string, string> = secretsDir
+    ? { PGPASSWORD_FILE: '/secrets/app_read_password', PG_CA_FILE: '/secrets/tls_ca.crt' }
+    : { PGPASSWORD: st.env.APP_READ_PASSWORD! };
+  return startScript(st, {
     script: 'readload.mjs', name: `reads-${name}`, image: 'migrate', timeoutMs: durationMs + 120_000,
-    env: { PGHOST: 'pgbouncer', PGPORT: 6432, PGUSER: reader.user, PGPASSWORD: reader.password, PGDATABASE: READ_DB, CLIENTS: clients, DURATION_MS: durationMs, THINK_MS: 10 },
+    env: { PGHOST: 'pgbouncer', PGPORT: 6432, PGUSER: st.env.APP_READ_USER!, PGDATABASE: `${st.env.APP_DB}_ro`, ...auth, CLIENTS: clients, DURATION_MS: durationMs, THINK_MS: 10 },
+    args: secretsDir ? ['-v', `${secretsDir}:/secrets:ro`] : [],
   });
 }
 
-/** The read router's switches since `since` (epoch ms), from its log lines in PgBouncer's container. */
-async function switches(since: number): Promise<{ atMs: number; to: string; reason: string }[]> {
-  const id = (await stack.containers()).find((c) => c.service === 'pgbouncer')!.id;
+/** The read router's switches since `since` (epoch ms), from its log lines in a stack's PgBouncer container. */
+async function switches(st: Stack, since: number): Promise<{ atMs: number; to: string; reason: string }[]> {
+  const id = (await st.containers()).find((c) => c.service === 'pgbouncer')!.id;
   const logs = await run('docker', ['logs', '--since', new Date(since - 1000).toISOString(), id]);
   // The router never died and restarted meanwhile (it would forget its state).
   expect(logs.stdout + logs.stderr).not.toMatch(/read-router exited|unbound variable|command not found/);
@@ -126,19 +135,77 @@ function firstBucket(load: ReadLoad, from: number, who: 'replica' | 'primary'): 
   return load.timeline.find(([t, r, p]) => t + 100 > from && (who === 'primary' ? p > 0 && r === 0 : r > 0 && p === 0))?.[0];
 }
 
-beforeAll(async () => {
-  await stack.compose(['down', '-v', '--remove-orphans']);
-  await stack.up();
-  await recordSettings(stack);
-  // The router moves the read alias to the replica at its first good look.
-  await waitUntil('the read alias on the replica', async () => (await route()) === 'replica', 60_000, 250);
-});
-
-afterAll(async () => {
-  await stack.down(true);
-});
+/**
+ * The replica stopped for ~8 s under 50 clients reading through the read URL and 4 writing, then
+ * started: when the reads moved to the primary and back (from the read load's own answers and the
+ * router's log), how many failed at each switch, none in between, every row written meanwhile on
+ * the replica. `whileOnPrimary` runs once the reads sit on the primary.
+ */
+async function stopUnderReads(st: Stack, opts: { file: string; idBase: number; secretsDir?: string; whileOnPrimary?: () => Promise<void> }): Promise<void> {
+  const DURATION = 40_000;
+  const readDb = `${st.env.APP_DB}_ro`;
+  const writer = `replica-stop-${opts.file}`;
+  const reads = await startReads(st, `stop-${opts.file}`, 50, DURATION, opts.secretsDir);
+  const writes = await startLoad(st, { clients: 4, durationMs: DURATION, writer, idBase: opts.idBase, thinkMs: 20, secretsDir: opts.secretsDir });
+  await sleep(6000);
+  const tStop = Date.now();
+  await st.mustCompose(['stop', 'postgres-replica']);
+  await waitUntil('the read alias on the primary', async () => (await routeOf(st)) === 'primary', 20_000, 100);
+  await opts.whileOnPrimary?.();
+  await sleep(8000);
+  const tStart = Date.now();
+  await st.mustCompose(['start', 'postgres-replica']);
+  await waitUntil('the read alias back on the replica', async () => (await routeOf(st)) === 'replica', 60_000, 100);
+  const load = await reads.result<ReadLoad>();
+  const wrote = await writes.result();
+  const toPrimary = firstBucket(load, tStop, 'primary');
+  const toReplica = firstBucket(load, tStart, 'replica');
+  expect(toPrimary, 'reads answered by the primary after the stop').toBeDefined();
+  expect(toReplica, 'reads answered by the replica after the start').toBeDefined();
+  const switchMs = toPrimary! - tStop;
+  const returnMs = toReplica! - tStart;
+  // Failures only around the two switches (from the stop to 2 s after the router's move, and
+  // 2 s either side of its move back: PgBouncer answers with a cached login error for up to
+  // server_login_retry after each), none while the reads sat on either server.
+  const moves = await switches(st, tStop);
+  expect(moves.map((m) => m.to)).toEqual(['primary', 'replica']);
+  const away = moves[0]!;
+  const back = moves[1]!;
+  const inStop = (t: number) => t >= tStop - 500 && t <= away.atMs + 2000;
+  const inReturn = (t: number) => t >= back.atMs - 2000 && t <= back.atMs + 2000;
+  const atStop = load.failures.filter((f) => inStop(f.atMs)).length;
+  const atReturn = load.failures.filter((f) => inReturn(f.atMs)).length;
+  const elsewhere = load.failures.filter((f) => !inStop(f.atMs) && !inReturn(f.atMs));
+  await waitUntil('the replica caught up', async () => (await missingOnReplica(st, writer, wrote.ackedIds)) === 0, 30_000, 500);
+  const missing = await missingOnReplica(st, writer, wrote.ackedIds);
+  record({
+    scenario: `Replica stopped and started under reads (${opts.file} file)`,
+    load: `50 clients reading through ${readDb} (${load.reads} reads: ${load.replica} on the replica, ${load.primary} on the primary) + 4 writing through PgBouncer (${wrote.ackedIds.length} commits)`,
+    injected: 'docker compose stop postgres-replica for ~8 s, then start',
+    figures: `router moved the reads ${((away.atMs - tStop) / 1000).toFixed(1)} s after the stop ("${away.reason.slice(0, 60)}"), reads answered by the primary ${(switchMs / 1000).toFixed(1)} s after it (${atStop} failed reads at that switch); moved back ${((back.atMs - tStart) / 1000).toFixed(1)} s after the start ("${back.reason}"), answered by the replica ${(returnMs / 1000).toFixed(1)} s after it (${atReturn} failed at that switch); ${elsewhere.length} failures elsewhere; ${missing} of ${wrote.ackedIds.length} rows written meanwhile missing on the replica; ${errorsText(load.errors)}`,
+  });
+  expect(elsewhere.map((f) => `${new Date(f.atMs).toISOString()} ${f.message}`)).toEqual([]);
+  // The move back waited out the hysteresis (nothing made the router skip it).
+  expect(back.atMs - tStart).toBeGreaterThanOrEqual(RETURN_AFTER_S * 1000);
+  expect(back.reason).toMatch(new RegExp(`<= 1 s for ${RETURN_AFTER_S} s$`));
+  expect(missing).toBe(0);
+  expect(wrote.summary.acked).toBeGreaterThan(0);
+  expect(switchMs).toBeLessThan(10_000);
+}
 
 describe('read replica (dev file, profile replica)', () => {
+  beforeAll(async () => {
+    await stack.compose(['down', '-v', '--remove-orphans']);
+    await stack.up();
+    await recordSettings(stack);
+    // The router moves the read alias to the replica at its first good look.
+    await waitUntil('the read alias on the replica', async () => (await route()) === 'replica', 60_000, 250);
+  });
+
+  afterAll(async () => {
+    await stack.down(true);
+  });
+
   it('streams from its own slot, with the primary\'s settings, and the read URL reaches it', async () => {
     expect(await sqlIn('postgres', "SELECT application_name || '|' || state FROM pg_stat_replication")).toBe('postgres-replica|streaming');
     expect(await sqlIn('postgres', 'SELECT slot_name || \'|\' || active FROM pg_replication_slots')).toBe('poolguard_replica|true');
@@ -269,68 +336,27 @@ describe('read replica (dev file, profile replica)', () => {
   });
 
   it('replica stopped under a 50-client read load: reads move to the primary, return after it caught up, nothing written meanwhile is missing', async () => {
-    const DURATION = 40_000;
-    const reads = await startReads('stop', 50, DURATION);
-    const writes = await startLoad(stack, { clients: 4, durationMs: DURATION, writer: 'replica-stop', idBase: 7_000_000_000, thinkMs: 20 });
-    await sleep(6000);
-    const tStop = Date.now();
-    await stack.mustCompose(['stop', 'postgres-replica']);
-    await waitUntil('the read alias on the primary', async () => (await route()) === 'primary', 20_000, 100);
-    // While reads are on the primary, the read URL still cannot write (a permission error there).
-    const c = await pooledRead();
-    const onPrimary = await c.query('SELECT pg_is_in_recovery() AS r').then((q) => q.rows[0].r as boolean);
-    const code = (sql: string) => c.query(sql).then(() => 'ok', (e: { code?: string }) => e.code ?? '?');
-    // The role's default (read-only transactions) refuses first; overridden, the grants do.
-    const writeCode = await code("INSERT INTO ledger (id, writer) VALUES (1, 'x')");
-    const overriddenCode = await code("BEGIN READ WRITE; INSERT INTO ledger (id, writer) VALUES (1, 'x')");
-    await c.query('ROLLBACK').catch(() => undefined);
-    await c.end();
-    expect(onPrimary).toBe(false);
-    expect([writeCode, overriddenCode]).toEqual(['25006', '42501']);
-    await sleep(8000);
-    const tStart = Date.now();
-    await stack.mustCompose(['start', 'postgres-replica']);
-    await waitUntil('the read alias back on the replica', async () => (await route()) === 'replica', 60_000, 100);
-    const load = await reads.result<ReadLoad>();
-    const wrote = await writes.result();
-    const toPrimary = firstBucket(load, tStop, 'primary');
-    const toReplica = firstBucket(load, tStart, 'replica');
-    expect(toPrimary, 'reads answered by the primary after the stop').toBeDefined();
-    expect(toReplica, 'reads answered by the replica after the start').toBeDefined();
-    const switchMs = toPrimary! - tStop;
-    const returnMs = toReplica! - tStart;
-    // Failures only around the two switches (from the stop to 2 s after the router's move, and
-    // 2 s either side of its move back: PgBouncer answers with a cached login error for up to
-    // server_login_retry after each), none while the reads sat on either server.
-    const moves = await switches(tStop);
-    expect(moves.map((m) => m.to)).toEqual(['primary', 'replica']);
-    const away = moves[0]!;
-    const back = moves[1]!;
-    const inStop = (t: number) => t >= tStop - 500 && t <= away.atMs + 2000;
-    const inReturn = (t: number) => t >= back.atMs - 2000 && t <= back.atMs + 2000;
-    const atStop = load.failures.filter((f) => inStop(f.atMs)).length;
-    const atReturn = load.failures.filter((f) => inReturn(f.atMs)).length;
-    const elsewhere = load.failures.filter((f) => !inStop(f.atMs) && !inReturn(f.atMs));
-    await waitUntil('the replica caught up', async () => (await missingOnReplica('replica-stop', wrote.ackedIds)) === 0, 30_000, 500);
-    const missing = await missingOnReplica('replica-stop', wrote.ackedIds);
-    record({
-      scenario: 'Replica stopped and started under reads',
-      load: `50 clients reading through ${READ_DB} (${load.reads} reads: ${load.replica} on the replica, ${load.primary} on the primary) + 4 writing through PgBouncer (${wrote.ackedIds.length} commits)`,
-      injected: 'docker compose stop postgres-replica for ~8 s, then start',
-      figures: `router moved the reads ${((away.atMs - tStop) / 1000).toFixed(1)} s after the stop ("${moves[0]!.reason.slice(0, 60)}"), reads answered by the primary ${(switchMs / 1000).toFixed(1)} s after it (${atStop} failed reads at that switch); moved back ${((back.atMs - tStart) / 1000).toFixed(1)} s after the start ("${moves[1]!.reason}"), answered by the replica ${(returnMs / 1000).toFixed(1)} s after it (${atReturn} failed at that switch); ${elsewhere.length} failures elsewhere; ${missing} of ${wrote.ackedIds.length} rows written meanwhile missing on the replica; ${errorsText(load.errors)}`,
+    await stopUnderReads(stack, {
+      file: 'dev', idBase: 7_000_000_000,
+      // While reads are on the primary, the read URL still cannot write (a permission error there).
+      whileOnPrimary: async () => {
+        const c = await pooledRead();
+        const onPrimary = await c.query('SELECT pg_is_in_recovery() AS r').then((q) => q.rows[0].r as boolean);
+        const code = (sql: string) => c.query(sql).then(() => 'ok', (e: { code?: string }) => e.code ?? '?');
+        // The role's default (read-only transactions) refuses first; overridden, the grants do.
+        const writeCode = await code("INSERT INTO ledger (id, writer) VALUES (1, 'x')");
+        const overriddenCode = await code("BEGIN READ WRITE; INSERT INTO ledger (id, writer) VALUES (1, 'x')");
+        await c.query('ROLLBACK').catch(() => undefined);
+        await c.end();
+        expect(onPrimary).toBe(false);
+        expect([writeCode, overriddenCode]).toEqual(['25006', '42501']);
+      },
     });
-    expect(elsewhere.map((f) => `${new Date(f.atMs).toISOString()} ${f.message}`)).toEqual([]);
-    // The move back waited out the hysteresis (nothing made the router skip it).
-    expect(back.atMs - tStart).toBeGreaterThanOrEqual(RETURN_AFTER_S * 1000);
-    expect(moves[1]!.reason).toMatch(new RegExp(`<= 1 s for ${RETURN_AFTER_S} s$`));
-    expect(missing).toBe(0);
-    expect(wrote.summary.acked).toBeGreaterThan(0);
-    expect(switchMs).toBeLessThan(10_000);
   });
 
   it('replay paused under writes: lag grows, the sidecar alerts, reads move to the primary; resumed: they move back', async () => {
     const DURATION = 35_000;
-    const reads = await startReads('pause', 20, DURATION);
+    const reads = await startReads(stack, 'pause', 20, DURATION);
     const writes = await startLoad(stack, { clients: 4, durationMs: DURATION, writer: 'replica-pause', idBase: 7_100_000_000, thinkMs: 20 });
     await sleep(3000);
     const tPause = Date.now();
@@ -412,5 +438,35 @@ describe('read replica (dev file, profile replica)', () => {
     await run('docker', ['volume', 'rm', volume]);
     await stack.up();
     await waitUntil('the read alias on the replica again', async () => (await route()) === 'replica', 60_000, 250);
+  });
+});
+
+describe('read replica (prod file, profile replica)', () => {
+  // TLS to PgBouncer, every password from its secret file, read-only roots: the same switch.
+  const secretsDir = join(mkdtempSync(join(tmpdir(), 'poolguard-test-replica-prod-')), 'secrets');
+  const prod = Stack.prod('poolguard-test-replica-prod', {
+    PUBLISH_SIDECAR_PORT: '38808',
+    COMPOSE_PROFILES: 'replica',
+    READ_ROUTE_MAX_LAG_SECONDS: String(MAX_LAG_S),
+    READ_ROUTE_RETURN_LAG_SECONDS: '1',
+    READ_ROUTE_RETURN_AFTER_SECONDS: String(RETURN_AFTER_S),
+    BACKUP_SCHEDULE: 'off',
+  }, secretsDir);
+
+  beforeAll(async () => {
+    const gen = await run(join(ROOT, 'scripts/gen-secrets.sh'), [secretsDir]);
+    expect(gen.code, gen.stderr).toBe(0);
+    await prod.compose(['down', '-v', '--remove-orphans']);
+    await prod.up();
+    await recordSettings(prod);
+    await waitUntil('the read alias on the replica', async () => (await routeOf(prod)) === 'replica', 60_000, 250);
+  });
+
+  afterAll(async () => {
+    await prod.down(true);
+  });
+
+  it('replica stopped under a 50-client read load over TLS: reads move to the primary and back, nothing written meanwhile is missing', async () => {
+    await stopUnderReads(prod, { file: 'prod', idBase: 7_300_000_000, secretsDir });
   });
 });
