@@ -19,8 +19,10 @@
 # pg_last_xact_replay_timestamp()), a WAL record written between two commits does not show as
 # the minutes since the last commit, and a broken stream or paused replay shows as lag growing
 # by one second a second. With the primary unreachable the replica takes the reads at once (it
-# is all there is). RELOAD of a changed entry drops that alias's server connections: transactions in
-# flight on it at the switch fail, new ones go to the new host. One log line per switch.
+# is all there is). A WAL receiver that does not stream counts as lag from the moment it
+# stopped, whatever the LSNs say. RELOAD of a changed entry drops that alias's server
+# connections: transactions in flight on it at the switch fail, new ones go to the new host.
+# One log line per switch.
 set -uo pipefail
 
 ROUTE=/var/run/pgbouncer/read-route.ini
@@ -107,7 +109,7 @@ lag_of() {
 
 # The entrypoint wrote the primary into $ROUTE before PgBouncer started: reads work from the
 # first second; the first good look at the replica moves them there without the wait.
-current=primary first=1 below_since="" last_unknown=""
+current=primary first=1 below_since="" last_unknown="" broken_since=""
 log "watching $REPLICA_HOST:$REPLICA_PORT for $READ_DB (max lag ${MAX_LAG} s, back below ${RETURN_LAG} s for ${RETURN_AFTER} s)"
 while :; do
   now=$(date +%s%3N)
@@ -127,6 +129,15 @@ while :; do
       down="$REPLICA_HOST is not a standby (not in recovery)"
     elif [ -n "$p" ]; then
       lag="$(lag_of "$now" "$r_lsn")"
+      # A WAL receiver that does not stream gets nothing new: however current the replica looks
+      # by LSN (an idle primary, or a primary restored to an earlier point on a new timeline), it
+      # counts as behind by how long the stream has been broken.
+      if [ "$r_streaming" != t ]; then
+        [ -n "$broken_since" ] || broken_since="$now"
+        [ $(( now - broken_since )) -le "$lag" ] || lag=$(( now - broken_since ))
+      else
+        broken_since=""
+      fi
     fi
   fi
   want="$current" reason=""

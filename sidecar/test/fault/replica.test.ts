@@ -380,6 +380,31 @@ describe('read replica (dev file, profile replica)', () => {
     expect(tResume).toBeGreaterThan(tPause);
   });
 
+  it('a broken stream with an idle primary: the sidecar shows it broken and growing, reads move after the max lag and return once it streams', async () => {
+    // The replication role refused, its walsender ended: the WAL receiver cannot reconnect. No
+    // writes meanwhile, so by LSN the replica is as current as the primary.
+    await sqlIn('postgres', `ALTER ROLE ${env.REPLICATION_USER} NOLOGIN; SELECT pg_terminate_backend(pid) FROM pg_stat_replication`);
+    const tBreak = Date.now();
+    try {
+      const movedMs = await waitUntil('reads moved to the primary', async () => (await route()) === 'primary', 30_000, 100);
+      const h = (await health(PORTS.sidecar))?.body;
+      const replica = h?.replicas?.[0] as { status: string; lagSeconds: number | null } | undefined;
+      const moves = await switches(stack, tBreak);
+      record({
+        scenario: 'Replica stream broken, primary idle',
+        load: 'none (nothing to replicate: by LSN the replica is current)',
+        injected: 'the replication role set NOLOGIN and its walsender terminated',
+        figures: `reads on the primary ${(movedMs / 1000).toFixed(1)} s after the break ("${moves[0]?.reason ?? '?'}"); the sidecar's replica status ${replica?.status}, lag ${replica?.lagSeconds} s`,
+      });
+      expect(movedMs).toBeGreaterThanOrEqual((MAX_LAG_S - 1) * 1000);
+      expect(replica?.status).toBe('broken');
+    } finally {
+      await sqlIn('postgres', `ALTER ROLE ${env.REPLICATION_USER} LOGIN`);
+    }
+    await waitUntil('reads back on the replica once it streams', async () => (await route()) === 'replica', 60_000, 250);
+    expect(await sqlIn('postgres', 'SELECT state FROM pg_stat_replication')).toBe('streaming');
+  });
+
   it('primary stopped: new logins to the read alias work and read from the replica', async () => {
     await stack.mustCompose(['stop', 'postgres']);
     try {
