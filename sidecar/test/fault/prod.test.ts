@@ -152,12 +152,17 @@ describe('prod stack: faults and security', () => {
     }
     const hba = await run('docker', ['exec', await id('postgres'), 'psql', '-h', '/var/run/postgresql', '-U', 'postgres', '-d', 'postgres', '-Atc', "SELECT string_agg(type || ':' || array_to_string(user_name, ' ') || ':' || auth_method, ',' ORDER BY rule_number) FROM pg_hba_file_rules"]);
     // Unix socket: SCRAM for poolguard_pooled members (PgBouncer's logins), peer for the rest.
-    expect(hba.stdout.trim().split(',')).toEqual(['local:+poolguard_pooled:scram-sha-256', 'local:all:peer', 'host:all:scram-sha-256', 'host:all:scram-sha-256']);
+    // TCP: SCRAM; replication connections (the replica) only for poolguard_replication members.
+    expect(hba.stdout.trim().split(',')).toEqual([
+      'local:+poolguard_pooled:scram-sha-256', 'local:all:peer',
+      'host:+poolguard_replication:scram-sha-256', 'host:+poolguard_replication:scram-sha-256',
+      'host:all:scram-sha-256', 'host:all:scram-sha-256',
+    ]);
     const md5Roles = await run('docker', ['exec', await id('postgres'), 'psql', '-h', '/var/run/postgresql', '-U', 'postgres', '-d', 'postgres', '-Atc', "SELECT count(*) FROM pg_authid WHERE rolpassword IS NOT NULL AND rolpassword NOT LIKE 'SCRAM-SHA-256$%'"]);
     expect(md5Roles.stdout.trim()).toBe('0');
     const redis = await run('docker', ['exec', await id('redis'), 'redis-cli', '-h', '127.0.0.1', 'ping']);
     expect(redis.stdout + redis.stderr).toMatch(/NOAUTH/);
-    record({ scenario: 'security: authentication', load: 'prod stack', injected: 'psql with require_auth=md5 / none / scram-sha-256; redis-cli without a password', figures: `${results.join('; ')}; pg_hba: host scram-sha-256, local scram-sha-256 for poolguard_pooled members (PgBouncer over the shared socket) and peer for the rest; 0 non-SCRAM password hashes; Redis: NOAUTH` });
+    record({ scenario: 'security: authentication', load: 'prod stack', injected: 'psql with require_auth=md5 / none / scram-sha-256; redis-cli without a password', figures: `${results.join('; ')}; pg_hba: host scram-sha-256 (replication only for poolguard_replication members), local scram-sha-256 for poolguard_pooled members (PgBouncer over the shared socket) and peer for the rest; 0 non-SCRAM password hashes; Redis: NOAUTH` });
   });
 
   it('a slowloris of 1000 sockets and a flood of 10,000 concurrent /health requests from the backend network: a client on a kept-alive connection answered within 1 s throughout, one opening a connection per request within 1 s at p99; memory under the limit, no restart', async () => {
@@ -517,7 +522,8 @@ describe('prod stack: faults and security', () => {
     expect(rot.code, rot.stdout + rot.stderr).toBe(0);
     expect(rot.stderr).toMatch(/health: all backends healthy/);
     const steps = [...rot.stderr.matchAll(/rotated (\w+) in (\d+) ms/g)].map((m) => `${m[1]} ${m[2]} ms`);
-    expect(steps.length).toBe(8);
+    // Every secret but the repository key: the 8 before the replica, replication_password and app_read_password.
+    expect(steps.length).toBe(10);
 
     const rotated: Record<string, string> = {};
     for (const f of Object.keys(secrets)) rotated[f] = readFileSync(join(secretsDir, f), 'utf8');
