@@ -210,8 +210,10 @@ describe('read replica (dev file, profile replica)', () => {
     expect(await sqlIn('postgres', "SELECT application_name || '|' || state FROM pg_stat_replication")).toBe('postgres-replica|streaming');
     expect(await sqlIn('postgres', 'SELECT slot_name || \'|\' || active FROM pg_replication_slots')).toBe('poolguard_replica|true');
     const settings = "SELECT string_agg(name || '=' || setting, ',' ORDER BY name) FROM pg_settings WHERE name IN ('max_connections','max_wal_senders','max_worker_processes','max_locks_per_transaction','max_prepared_transactions')";
-    expect(await sqlIn('postgres-replica', settings)).toBe(await sqlIn('postgres', settings));
+    const standbySettings = await sqlIn('postgres-replica', settings);
+    expect(standbySettings).toBe(await sqlIn('postgres', settings));
     expect(await sqlIn('postgres-replica', 'SELECT pg_is_in_recovery()')).toBe('t');
+    record({ scenario: 'Replica: bring-up (dev file)', load: 'none', injected: 'COMPOSE_PROFILES=replica', figures: `postgres-replica streaming from slot poolguard_replica (active); the standby's settings equal the primary's: ${standbySettings}` });
     const c = await pooledRead();
     try {
       expect((await c.query('SELECT pg_is_in_recovery() AS r')).rows[0].r).toBe(true);
@@ -330,6 +332,7 @@ describe('read replica (dev file, profile replica)', () => {
       }
       // 25006 read_only_sql_transaction; BEGIN READ WRITE is refused up front during recovery (0A000).
       expect(codes).toEqual(['25006', '0A000']);
+      record({ scenario: 'Replica: the read URL cannot write', load: 'one client on the read URL (the replica)', injected: 'INSERT; BEGIN READ WRITE + INSERT', figures: `SQLSTATE ${codes.join(', ')} (on the primary, in the stop test: 25006, and 42501 for a read-write transaction)` });
     } finally {
       await c.end();
     }
@@ -423,6 +426,7 @@ describe('read replica (dev file, profile replica)', () => {
       expect(h?.status).toBe(503);
       expect(h?.body?.replicas?.map((r: { instance: string }) => r.instance)).toEqual(['postgres-replica']);
       expect(h?.body?.replicas?.[0]?.status).not.toBe('down');
+      record({ scenario: 'Replica: primary stopped', load: 'new logins to the read URL', injected: 'docker compose stop postgres', figures: `a new login to ${READ_DB} read from the replica (pg_is_in_recovery true); /health ${h?.status} (postgres down), the replica listed as ${h?.body?.replicas?.[0]?.status}` });
     } finally {
       await stack.mustCompose(['start', 'postgres']);
       await stack.up();
@@ -458,6 +462,7 @@ describe('read replica (dev file, profile replica)', () => {
     const foreignLines = await refusedLines(id, since2);
     expect(foreignLines).toHaveLength(1);
     expect(foreignLines[0]).toMatch(/belongs to another cluster/);
+    record({ scenario: 'Replica: slot gone, foreign data directory', load: 'none', injected: 'pg_drop_replication_slot on the primary, then a fresh initdb in the replica\'s volume', figures: `one line each, healthcheck failing with it, running, 0 restarts, no clone: "${lines[0]!.replace(/^.*replica NOT started: /, '').slice(0, 70)}…", "${foreignLines[0]!.replace(/^.*replica NOT started: /, '').slice(0, 70)}…"; a new volume then cloned afresh` });
     // What the lines say to do works: a new volume clones afresh (the slot is created again).
     await stack.mustCompose(['rm', '-sf', 'postgres-replica']);
     await run('docker', ['volume', 'rm', volume]);
