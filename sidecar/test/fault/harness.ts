@@ -129,10 +129,13 @@ export async function startLoad(
   };
 }
 
-/** psql as the superuser over the Postgres container's socket (dev and prod alike); rows of tab-separated fields. */
-export async function superSql(stack: Stack, sql: string): Promise<string[][]> {
-  const r = await stack.exec('postgres', ['psql', '-X', '-v', 'ON_ERROR_STOP=1', '-h', '/var/run/postgresql', '-U', 'postgres', '-d', stack.env.APP_DB ?? 'app', '-At', '-F', '\t', '-c', sql]);
-  if (r.code !== 0) throw new Error(`psql -c "${sql.slice(0, 80)}" failed: ${r.stderr}`);
+/**
+ * psql as the superuser over a Postgres container's socket (dev and prod alike; the primary, or
+ * the replica with service 'postgres-replica'); rows of tab-separated fields.
+ */
+export async function superSql(stack: Stack, sql: string, service: 'postgres' | 'postgres-replica' = 'postgres'): Promise<string[][]> {
+  const r = await stack.exec(service, ['psql', '-X', '-v', 'ON_ERROR_STOP=1', '-h', '/var/run/postgresql', '-U', 'postgres', '-d', stack.env.APP_DB ?? 'app', '-At', '-F', '\t', '-c', sql]);
+  if (r.code !== 0) throw new Error(`${service}: psql -c "${sql.slice(0, 80)}" failed: ${r.stderr}`);
   return r.stdout.split('\n').filter(Boolean).map((l) => l.split('\t'));
 }
 
@@ -214,8 +217,9 @@ export const redisText = (r: RedisLedger) =>
   `redis: ${r.check.acked} SETs acknowledged, ${r.check.lost} lost; counter ${r.check.counter} for ${r.check.incrAcked} acknowledged INCRs (${r.check.incrAttempts} attempted)`;
 
 /** Acknowledged ledger ids missing from the table (must be none), read as the superuser over the Postgres container's socket (dev and prod alike). */
-export async function lostInserts(stack: Stack, writer: string, acked: number[]): Promise<number> {
-  const present = new Set((await superSql(stack, `SELECT id FROM ledger WHERE writer = '${writer}'`)).map((r) => Number(r[0])));
+/** The acknowledged ids of a writer missing from the ledger (on the primary, or on the replica). */
+export async function lostInserts(stack: Stack, writer: string, acked: number[], service: 'postgres' | 'postgres-replica' = 'postgres'): Promise<number> {
+  const present = new Set((await superSql(stack, `SELECT id FROM ledger WHERE writer = '${writer}'`, service)).map((r) => Number(r[0])));
   return acked.filter((id) => !present.has(id)).length;
 }
 

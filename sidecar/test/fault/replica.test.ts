@@ -11,7 +11,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, Stack, health, image, pgClient, publish, run, sleep } from '../e2e/stack.js';
-import { errorsText, record, recordSettings, startLoad, startScript, waitUntil } from './harness.js';
+import { errorsText, lostInserts, record, recordSettings, startLoad, startScript, superSql, waitUntil } from './harness.js';
 
 const PORTS = { postgres: 35452, pgbouncer: 36452, redis: 36399, sidecar: 38807 };
 const REPLICA_PORT = 35453;
@@ -57,18 +57,15 @@ const pooledWrite = () => pgClient({ port: PORTS.pgbouncer, ...writerCfg });
 /** Where PgBouncer sends a stack's read alias now: 'replica', 'primary' or the host it names. */
 async function routeOf(st: Stack): Promise<string> {
   const r = await st.exec('pgbouncer', ['pgbouncer-admin', '-At', '-F', '|', '-c', 'SHOW DATABASES']);
-  const host = r.stdout.split('\n').map((l) => l.split('|')).find((f) => f[0] === READ_DB)?.[1];
-  if (host === undefined) throw new Error(`PgBouncer lists no ${READ_DB}: ${r.stdout}${r.stderr}`);
+  const readDb = `${st.env.APP_DB}_ro`;
+  const host = r.stdout.split('\n').map((l) => l.split('|')).find((f) => f[0] === readDb)?.[1];
+  if (host === undefined) throw new Error(`PgBouncer lists no ${readDb}: ${r.stdout}${r.stderr}`);
   return host === 'postgres-replica' ? 'replica' : host === '/var/run/postgresql' ? 'primary' : host;
 }
 const route = () => routeOf(stack);
 
-/** psql as the superuser inside a Postgres container of a stack (socket, peer). */
-async function sqlOf(st: Stack, service: 'postgres' | 'postgres-replica', sql: string): Promise<string> {
-  const r = await st.exec(service, ['psql', '-X', '-v', 'ON_ERROR_STOP=1', '-h', '/var/run/postgresql', '-U', 'postgres', '-d', env.APP_DB!, '-At', '-c', sql]);
-  if (r.code !== 0) throw new Error(`${service}: psql -c "${sql.slice(0, 80)}" failed: ${r.stderr}`);
-  return r.stdout.trim();
-}
+/** One value (or one per row) of a superuser query in a stack's primary or replica container. */
+const sqlOf = async (st: Stack, service: 'postgres' | 'postgres-replica', sql: string) => (await superSql(st, sql, service)).map((r) => r.join('\t')).join('\n');
 const sqlIn = (service: 'postgres' | 'postgres-replica', sql: string) => sqlOf(stack, service, sql);
 
 /**
@@ -88,10 +85,7 @@ async function refusedLines(id: string, since: string): Promise<string[]> {
 }
 
 /** The ids of a writer's rows that a stack's replica lacks. */
-async function missingOnReplica(st: Stack, writer: string, ids: number[]): Promise<number> {
-  const present = new Set((await sqlOf(st, 'postgres-replica', `SELECT id FROM ledger WHERE writer = '${writer}'`)).split('\n').filter(Boolean).map(Number));
-  return ids.filter((id) => !present.has(id)).length;
-}
+const missingOnReplica = (st: Stack, writer: string, ids: number[]) => lostInserts(st, writer, ids, 'postgres-replica');
 
 async function alerts(): Promise<{ name: string; labels: Record<string, string>; severity: string }[]> {
   const res = await fetch(`http://127.0.0.1:${PORTS.sidecar}/alerts`, { signal: AbortSignal.timeout(2000) });
