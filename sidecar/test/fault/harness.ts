@@ -185,7 +185,7 @@ export const bankText = (b: BankCheck) =>
   `bank: ${b.acked} transfers acknowledged, ${b.lost} lost, ${b.unacknowledged} committed unacknowledged; total ${b.total} of ${b.expectedTotal}, ${b.mismatched} balances unexplained (invariant ${b.held ? 'held' : 'BROKEN'})`;
 
 export interface RedisLedger {
-  summary: { acked: number; incrAcked: number; incrAttempts: number; longestAttemptMs: number; errors: Record<string, number>; perSecond: number[] };
+  summary: { acked: number; incrAcked: number; incrAttempts: number; longestAttemptMs: number; longestAttemptAtMs: number; longestCommandMs: number; longestCommandAtMs: number; maxLoopDelayMs: number; errors: Record<string, number>; perSecond: number[] };
   check: { acked: number; lost: number; missing: number[]; counter: number; incrAcked: number; incrAttempts: number };
 }
 

@@ -320,7 +320,7 @@ describe('prod stack: faults and security', () => {
       scenario: '16. partition Redis clients | Redis (prod file, 10 s)',
       load: `10 Redis ledger clients (ioredis, commandTimeout 2 s, no offline queue, no resend), ${(durationMs / 1000).toFixed(0)} s`,
       injected: `packets between the ledger container and Redis dropped both ways from ${cutS.toFixed(1)} s to ${healS.toFixed(1)} s`,
-      figures: `${redisText(r)}; acknowledged SETs while cut ${during}, after the heal ${after}; longest attempt ${(r.summary.longestAttemptMs / 1000).toFixed(1)} s; client errors: ${errorsText(r.summary.errors)}; sidecar /health 200 in ${sidecarOk} of ${sidecarChecks} checks during the cut`,
+      figures: `${redisText(r)}; acknowledged SETs while cut ${during}, after the heal ${after}; longest command ${(r.summary.longestCommandMs / 1000).toFixed(1)} s (started at ${(r.summary.longestCommandAtMs / 1000).toFixed(1)} s), longest SET+INCR attempt ${(r.summary.longestAttemptMs / 1000).toFixed(1)} s (at ${(r.summary.longestAttemptAtMs / 1000).toFixed(1)} s), the client's timers ran up to ${(r.summary.maxLoopDelayMs / 1000).toFixed(1)} s late; client errors: ${errorsText(r.summary.errors)}; sidecar /health 200 in ${sidecarOk} of ${sidecarChecks} checks during the cut`,
     });
     expect(r.check.lost, redisText(r)).toBe(0);
     expect(r.check.counter).toBeGreaterThanOrEqual(r.check.incrAcked);
@@ -328,8 +328,11 @@ describe('prod stack: faults and security', () => {
     expect(during, 'nothing acknowledged while cut off').toBe(0);
     expect(after, 'writes resume after the heal').toBeGreaterThan(100);
     expect(Object.keys(r.summary.errors)).toContain('Command timed out');
-    // commandTimeout 2 s, plus the ledger's 100 ms pause after an error and scheduling on 2 cores.
-    expect(r.summary.longestAttemptMs, 'no command hangs past the client timeout').toBeLessThan(2000 + 1500);
+    // Each command ends by the commandTimeout (2 s), give or take 500 ms of scheduling, plus
+    // however late the ledger's own timers ran (a CI run once saw an attempt take 8.1 s on a
+    // loaded machine: the figures now tell a late timer from a hung command).
+    expect(r.summary.maxLoopDelayMs, 'the ledger measured its timers').toBeGreaterThan(0);
+    expect(r.summary.longestCommandMs, 'no command hangs past the client timeout').toBeLessThan(2000 + 500 + r.summary.maxLoopDelayMs);
     expect(sidecarOk, 'the sidecar is not cut off from Redis').toBe(sidecarChecks);
   });
 

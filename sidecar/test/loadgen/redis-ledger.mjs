@@ -11,8 +11,11 @@
 //              COMMAND_TIMEOUT_MS [2000]
 //              VERIFY=1   read $OUT/redis-$WRITER.json and check it against Redis instead
 // Output: write mode: $OUT/redis-$WRITER.json {acked ids, incrAcked, incrAttempts} and a JSON
-// summary on stdout (perSecond: acknowledged SETs in each second of the run); verify mode: {acked, lost, missing (first 10), counter, incrAcked, incrAttempts}.
+// summary on stdout (perSecond: acknowledged SETs in each second of the run; the longest attempt
+// and the longest single command with when they started, ms since the start; maxLoopDelayMs: how
+// late this process's timers ran at worst); verify mode: {acked, lost, missing (first 10), counter, incrAcked, incrAttempts}.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Redis from 'ioredis';
 
 const env = process.env;
@@ -60,6 +63,24 @@ let incrAcked = 0;
 let incrAttempts = 0;
 let attempts = 0;
 let longestAttemptMs = 0;
+let longestAttemptAtMs = 0;
+/** The longest single command (SET or INCR) from send to reply or error, and when it started. */
+let longestCommandMs = 0;
+let longestCommandAtMs = 0;
+// How late this process's own timers ran (a busy machine delays every timer, ioredis's
+// commandTimeout included): the summary reports the worst, so a late timeout is told apart from a
+// command that hung.
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+const timed = async (promise) => {
+  const started = Date.now();
+  try {
+    return await promise;
+  } finally {
+    const ms = Date.now() - started;
+    if (ms > longestCommandMs) { longestCommandMs = ms; longestCommandAtMs = started - t0; }
+  }
+};
 /** Acknowledged SETs per second since the start (index = second): shows when writes stopped and resumed. */
 const perSecond = [];
 const errors = new Map();
@@ -79,18 +100,18 @@ async function worker(index) {
     const started = Date.now();
     attempts += 1;
     try {
-      if ((await r.set(`${writer}:${id}`, String(id))) !== 'OK') throw new Error('SET did not answer OK');
+      if ((await timed(r.set(`${writer}:${id}`, String(id)))) !== 'OK') throw new Error('SET did not answer OK');
       acked.push(id);
       const sec = Math.floor((Date.now() - t0) / 1000);
       perSecond[sec] = (perSecond[sec] ?? 0) + 1;
       incrAttempts += 1;
-      await r.incr(`${writer}:counter`);
+      await timed(r.incr(`${writer}:counter`));
       incrAcked += 1;
     } catch (err) {
       noteError(err);
       await sleep(100);
     } finally {
-      longestAttemptMs = Math.max(longestAttemptMs, Date.now() - started);
+      if (Date.now() - started > longestAttemptMs) { longestAttemptMs = Date.now() - started; longestAttemptAtMs = started - t0; }
     }
     if (thinkMs > 0) await sleep(thinkMs);
   }
@@ -98,9 +119,11 @@ async function worker(index) {
 }
 
 await Promise.all(Array.from({ length: clients }, (_, i) => worker(i)));
+loopDelay.disable();
 writeFileSync(ledgerFile, JSON.stringify({ acked, incrAcked, incrAttempts }));
 process.stdout.write(JSON.stringify({
-  writer, clients, durationMs: Date.now() - t0, attempts, acked: acked.length, incrAcked, incrAttempts, longestAttemptMs,
+  writer, clients, durationMs: Date.now() - t0, attempts, acked: acked.length, incrAcked, incrAttempts, longestAttemptMs, longestAttemptAtMs, longestCommandMs, longestCommandAtMs,
+  maxLoopDelayMs: Math.round(loopDelay.max / 1e6),
   perSecond: Array.from(perSecond, (n) => n ?? 0),
   errors: Object.fromEntries([...errors].sort((a, b) => b[1] - a[1])),
 }) + '\n');
