@@ -138,7 +138,7 @@ render() {
   unset PGBOUNCER_AUTH_PASSWORD PGBOUNCER_ADMIN_PASSWORD PGBOUNCER_STATS_PASSWORD
   # The read alias starts on the primary (a reload keeps what the router chose).
   if [ ! -f "$ROUTE" ]; then
-    printf '[databases]\n%s = host=%s port=%s dbname=%s auth_dbname=%s\n' "$READ_DB" "$POSTGRES_HOST" "$POSTGRES_PORT" "$APP_DB" "$APP_DB" >"$ROUTE"
+    READ_DB="$READ_DB" APP_DB="$APP_DB" POSTGRES_HOST="$POSTGRES_HOST" POSTGRES_PORT="$POSTGRES_PORT" pgbouncer-read-router primary || return 1
   fi
 
   # Effective pool settings, for the log (no secrets in this file).

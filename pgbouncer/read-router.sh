@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Usage: pgbouncer-read-router        (started by pgbouncer-entrypoint with the replica profile on)
+# Usage: pgbouncer-read-router          (started by pgbouncer-entrypoint with the replica profile on)
+#        pgbouncer-read-router primary  (the entrypoint, before PgBouncer starts: write the route
+#                                        to the primary and exit)
 #
 # Moves the read alias (READ_DB, e.g. app_ro) between the replica and the primary. PgBouncer's
 # host list cannot do this (load_balance_hosts=disable never returns to the first host, and a
@@ -23,19 +25,29 @@
 # stopped, whatever the LSNs say. RELOAD of a changed entry drops that alias's server
 # connections: transactions in flight on it at the switch fail, new ones go to the new host.
 # One log line per switch.
+#
+# Between rounds a watcher per server keeps one connection open and runs SELECT 1 on it every
+# WATCH_INTERVAL (psql's \watch; a statement that short holds no snapshot, so
+# hot_standby_feedback holds nothing back). When a server goes away (stopped, restarted,
+# crashed) that connection breaks at once and the watcher wakes the loop for a round there and
+# then, instead of at the next interval. When the server that woke it is the one the reads are
+# on, the round first PAUSEs the alias (new queries and logins wait instead of failing against
+# a server that is going away), decides, moves the alias if it must, and RESUMEs it: only the
+# transactions in flight when the server went away fail. The alias is RESUMEd whatever the
+# round found, when the router exits, and when it starts (a router that died paused).
 set -uo pipefail
 
 ROUTE=/var/run/pgbouncer/read-route.ini
 READ_DB="${READ_DB:?}" APP_DB="${APP_DB:?}"
 PRIMARY_HOST="${POSTGRES_HOST:?}" PRIMARY_PORT="${POSTGRES_PORT:-5432}"
-REPLICA_HOST="${READ_REPLICA_HOST:?}" REPLICA_PORT="${READ_REPLICA_PORT:-5432}"
-AUTH_USER="${PGBOUNCER_AUTH_USER:?}" ADMIN_USER="${PGBOUNCER_ADMIN_USER:?}"
+REPLICA_HOST="${READ_REPLICA_HOST:-}" REPLICA_PORT="${READ_REPLICA_PORT:-5432}"
 INTERVAL="${READ_ROUTE_INTERVAL:-1}"
 # One check (connect, log in, one query) longer than this counts as "cannot be reached".
 CHECK_TIMEOUT=1.5
 MAX_LAG="${READ_ROUTE_MAX_LAG_SECONDS:-30}"
 RETURN_LAG="${READ_ROUTE_RETURN_LAG_SECONDS:-5}"
 RETURN_AFTER="${READ_ROUTE_RETURN_AFTER_SECONDS:-10}"
+WATCH_INTERVAL=0.2
 export PGPASSFILE="${PGPASSFILE:-/var/run/pgbouncer/router.pgpass}" PGCONNECT_TIMEOUT=2
 
 log() { printf '%s [read-router] %s\n' "$(date -u +'%Y-%m-%d %H:%M:%S.%3N UTC')" "$*" >&2; }
@@ -53,6 +65,13 @@ write_route() {
     fi
   } >"$ROUTE.tmp" && mv "$ROUTE.tmp" "$ROUTE"
 }
+case "${1:-}" in
+  primary) write_route primary; exit ;;
+  '') ;;
+  *) echo "usage: pgbouncer-read-router [primary]" >&2; exit 2 ;;
+esac
+: "${REPLICA_HOST:?READ_REPLICA_HOST is required}"
+AUTH_USER="${PGBOUNCER_AUTH_USER:?}" ADMIN_USER="${PGBOUNCER_ADMIN_USER:?}"
 
 # position HOST PORT: POS="in_recovery|lsn|streaming|paused"; or POS="" with POS_ERR saying why
 # and POS_DOWN=1 when the server cannot be reached (refused, no such host, shutting down or
@@ -79,10 +98,13 @@ position() {
   fi
 }
 
-reload() {
+# admin COMMAND: one command on the local admin console, bounded (PAUSE waits for the alias's
+# transactions in flight; on a server that went away they have already failed).
+admin() {
   local out
-  out="$(psql -X -q -h 127.0.0.1 -p 6432 -U "$ADMIN_USER" -d pgbouncer -c RELOAD 2>&1)" || { log "RELOAD failed: $out"; return 1; }
+  out="$(timeout -k 1 "${2:-3}" psql -X -q -h 127.0.0.1 -p 6432 -U "$ADMIN_USER" -d pgbouncer -c "$1" 2>&1)" || { log "$1 failed: ${out:-no answer within ${2:-3} s}"; return 1; }
 }
+reload() { admin RELOAD; }
 
 # Times are whole milliseconds and LSNs whole bytes: bash's 64-bit integers, no floats.
 ms() { printf '%s\n' $(( $1 * 1000 )); }
@@ -107,12 +129,49 @@ lag_of() {
   echo 0
 }
 
+# Wake-ups: a FIFO opened read-write (never blocks, never sees EOF) that the watchers write a
+# line to; the loop waits on it for at most INTERVAL.
+WAKE=/var/run/pgbouncer/read-router.wake
+if ! { rm -f "$WAKE" && mkfifo -m 0600 "$WAKE" && exec 3<>"$WAKE"; }; then log "cannot make the wake-up FIFO $WAKE"; exit 1; fi
+# watch HOST PORT: until killed, hold a connection with SELECT 1 every WATCH_INTERVAL; when a
+# connection that had been up for a while breaks, wake the loop. A server that cannot be reached
+# is retried every second without waking anyone (the loop's rounds see it).
+watch() {
+  local t psql_pid=""
+  trap '[ -z "$psql_pid" ] || kill "$psql_pid" 2>/dev/null; exit 0' TERM
+  while :; do
+    t=$(date +%s%3N)
+    printf 'SELECT 1 \\watch %s\n' "$WATCH_INTERVAL" | psql -X -q -At -h "$1" -p "$2" -U "$AUTH_USER" -d "$APP_DB" >/dev/null 2>&1 &
+    psql_pid=$!
+    wait "$psql_pid"
+    psql_pid=""
+    if [ $(( $(date +%s%3N) - t )) -gt 1000 ]; then echo "$1" >&3; fi
+    sleep 1
+  done
+}
+watch "$PRIMARY_HOST" "$PRIMARY_PORT" & watchers=$!
+watch "$REPLICA_HOST" "$REPLICA_PORT" & watchers="$watchers $!"
+trap 'exit 0' TERM INT
+# wait_round: sleep INTERVAL or until a watcher wakes us (then drain the other wake-ups); WOKE
+# is the host whose connection broke, or empty.
+wait_round() {
+  WOKE=""
+  if read -r -t "$INTERVAL" -u 3 WOKE; then
+    while read -r -t 0.01 -u 3 _; do :; done
+  fi
+}
+route_host() { if [ "$current" = replica ]; then echo "$REPLICA_HOST"; else echo "$PRIMARY_HOST"; fi; }
+
 # The entrypoint wrote the primary into $ROUTE before PgBouncer started: reads work from the
 # first second; the first good look at the replica moves them there without the wait.
-current=primary first=1 below_since="" last_unknown="" broken_since=""
+current=primary first=1 below_since="" last_unknown="" broken_since="" WOKE="" paused=""
+admin "RESUME $READ_DB" 1 2>/dev/null || true # not paused: PgBouncer says so, nothing to do
+trap 'kill $watchers 2>/dev/null; [ -z "$paused" ] || admin "RESUME $READ_DB"' EXIT
 log "watching $REPLICA_HOST:$REPLICA_PORT for $READ_DB (max lag ${MAX_LAG} s, back below ${RETURN_LAG} s for ${RETURN_AFTER} s)"
 while :; do
   now=$(date +%s%3N)
+  # (paused stays set while a RESUME failed: it is tried again at the end of this round.)
+  if [ -z "$paused" ] && [ -n "$WOKE" ] && [ "$WOKE" = "$(route_host)" ] && admin "PAUSE $READ_DB" 1; then paused="$now"; fi
   position "$PRIMARY_HOST" "$PRIMARY_PORT"; p="$POS" p_err="$POS_ERR" p_down="$POS_DOWN"
   position "$REPLICA_HOST" "$REPLICA_PORT"; r="$POS" r_err="$POS_ERR" r_down="$POS_DOWN"
   down="" unknown="" lag=0 # ms
@@ -165,11 +224,12 @@ while :; do
   if [ "$want" != "$current" ]; then
     write_route "$want"
     if reload; then
-      log "$READ_DB -> $want: $reason"
+      log "$READ_DB -> $want: $reason${paused:+ (new queries held $(( $(date +%s%3N) - paused )) ms meanwhile)}"
       current="$want" below_since=""
     else
       write_route "$current"
     fi
   fi
-  sleep "$INTERVAL"
+  if [ -n "$paused" ]; then admin "RESUME $READ_DB" && paused=""; fi
+  wait_round
 done

@@ -320,7 +320,7 @@ describe('prod stack: faults and security', () => {
       scenario: '16. partition Redis clients | Redis (prod file, 10 s)',
       load: `10 Redis ledger clients (ioredis, commandTimeout 2 s, no offline queue, no resend), ${(durationMs / 1000).toFixed(0)} s`,
       injected: `packets between the ledger container and Redis dropped both ways from ${cutS.toFixed(1)} s to ${healS.toFixed(1)} s`,
-      figures: `${redisText(r)}; acknowledged SETs while cut ${during}, after the heal ${after}; longest command ${(r.summary.longestCommandMs / 1000).toFixed(1)} s (started at ${(r.summary.longestCommandAtMs / 1000).toFixed(1)} s), longest SET+INCR attempt ${(r.summary.longestAttemptMs / 1000).toFixed(1)} s (at ${(r.summary.longestAttemptAtMs / 1000).toFixed(1)} s), the client's timers ran up to ${(r.summary.maxLoopDelayMs / 1000).toFixed(1)} s late; client errors: ${errorsText(r.summary.errors)}; sidecar /health 200 in ${sidecarOk} of ${sidecarChecks} checks during the cut`,
+      figures: `${redisText(r)}; acknowledged SETs while cut ${during}, after the heal ${after}; longest command ${(r.summary.longestCommandMs / 1000).toFixed(1)} s (started at ${(r.summary.longestCommandAtMs / 1000).toFixed(1)} s), longest SET+INCR attempt ${(r.summary.longestAttemptMs / 1000).toFixed(1)} s (at ${(r.summary.longestAttemptAtMs / 1000).toFixed(1)} s), the client's timers ran up to ${r.summary.maxLoopDelayMs} ms late; client errors: ${errorsText(r.summary.errors)}; sidecar /health 200 in ${sidecarOk} of ${sidecarChecks} checks during the cut`,
     });
     expect(r.check.lost, redisText(r)).toBe(0);
     expect(r.check.counter).toBeGreaterThanOrEqual(r.check.incrAcked);

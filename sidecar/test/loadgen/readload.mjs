@@ -3,7 +3,7 @@
 // failure, with times. Runs in a container on the stack's network (the migrate image: node +
 // pg), mounted at /app/readload.mjs. Bounded: stops at DURATION_MS or on SIGTERM/SIGINT,
 // finishing the queries in flight, then prints one JSON line:
-//   { reads, replica, primary, errors: {message: n}, failures: [{atMs, message}] (the first 2000),
+//   { reads, replica, primary, errors: {message: n}, failures: [{atMs, client, message}] (the first 2000),
 //     timeline: [[bucketStartMs, replicaAnswers, primaryAnswers, failures], ...] in 100 ms buckets,
 //     firstPrimaryAt / lastPrimaryAt / firstReplicaAt / lastReplicaAt (epoch ms, null when none) }
 // Environment: PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE CLIENTS DURATION_MS THINK_MS (10)
@@ -40,7 +40,7 @@ const failures = [];
 const errors = new Map();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function client() {
+async function client(index) {
   let c;
   while (!stopping && Date.now() < deadline) {
     try {
@@ -59,7 +59,7 @@ async function client() {
       bump(who === 'r' ? 0 : 1);
     } catch (err) {
       const message = String(err?.message ?? err).slice(0, 200);
-      if (failures.length < 2000) failures.push({ atMs: Date.now(), message });
+      if (failures.length < 2000) failures.push({ atMs: Date.now(), client: index, message });
       bump(2);
       errors.set(message, (errors.get(message) ?? 0) + 1);
       const dead = c;
@@ -73,7 +73,7 @@ async function client() {
   await c?.end().catch(() => undefined);
 }
 
-await Promise.all(Array.from({ length: clients }, () => client()));
+await Promise.all(Array.from({ length: clients }, (_, i) => client(i)));
 console.log(JSON.stringify({
   reads, replica, primary: reads - replica, durationMs: Date.now() - t0, errors: Object.fromEntries(errors), failures,
   timeline: [...buckets].sort(([a], [b]) => a - b).map(([t, row]) => [t, ...row]),
