@@ -130,9 +130,10 @@ render() {
   } >"$USERLIST.tmp"
   mv "$USERLIST.tmp" "$USERLIST"
   # The read router's logins: the auth user to both servers (pgbouncer.wal_position()), the
-  # admin user to the local console (RELOAD).
+  # admin user to the local console over its Unix socket (PAUSE, RELOAD, RESUME: no TLS
+  # handshake on the path that holds the reads).
   { pgpass_line '*' '*' "$APP_DB" "$PGBOUNCER_AUTH_USER" "$PGBOUNCER_AUTH_PASSWORD"
-    pgpass_line 127.0.0.1 6432 pgbouncer "$PGBOUNCER_ADMIN_USER" "$PGBOUNCER_ADMIN_PASSWORD"
+    pgpass_line "$RUNDIR" 6432 pgbouncer "$PGBOUNCER_ADMIN_USER" "$PGBOUNCER_ADMIN_PASSWORD"
   } >"$ROUTER_PASSFILE.tmp"
   mv "$ROUTER_PASSFILE.tmp" "$ROUTER_PASSFILE"
   unset PGBOUNCER_AUTH_PASSWORD PGBOUNCER_ADMIN_PASSWORD PGBOUNCER_STATS_PASSWORD

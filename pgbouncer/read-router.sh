@@ -26,11 +26,12 @@
 # connections: transactions in flight on it at the switch fail, new ones go to the new host.
 # One log line per switch.
 #
-# Between rounds a watcher per server keeps one connection open and runs SELECT 1 on it every
-# WATCH_INTERVAL (psql's \watch; a statement that short holds no snapshot, so
-# hot_standby_feedback holds nothing back). When a server goes away (stopped, restarted,
-# crashed) that connection breaks at once and the watcher wakes the loop for a round there and
-# then, instead of at the next interval. When the server that woke it is the one the reads are
+# Between rounds a watcher per server keeps one connection busy with SELECT pg_sleep(1), one
+# after the other (psql's \watch): a server that goes away (stopped, restarted, crashed) ends
+# that statement at once with its FATAL, and the watcher wakes the loop for a round there and
+# then, instead of at the next interval. (A one-second statement holds a snapshot for a second:
+# through hot_standby_feedback that keeps the primary's vacuum from rows dead for less than a
+# second, nothing more.) When the server that woke it is the one the reads are
 # on, the round first PAUSEs the alias (new queries and logins wait instead of failing against
 # a server that is going away), decides, moves the alias if it must, and RESUMEs it: only the
 # transactions in flight when the server went away fail. The alias is RESUMEd whatever the
@@ -47,9 +48,11 @@ CHECK_TIMEOUT=1.5
 MAX_LAG="${READ_ROUTE_MAX_LAG_SECONDS:-30}"
 RETURN_LAG="${READ_ROUTE_RETURN_LAG_SECONDS:-5}"
 RETURN_AFTER="${READ_ROUTE_RETURN_AFTER_SECONDS:-10}"
-WATCH_INTERVAL=0.2
-export PGPASSFILE="${PGPASSFILE:-/var/run/pgbouncer/router.pgpass}" PGCONNECT_TIMEOUT=2
+WATCH_INTERVAL=1
+export PGAPPNAME=poolguard-read-router PGPASSFILE="${PGPASSFILE:-/var/run/pgbouncer/router.pgpass}" PGCONNECT_TIMEOUT=2
 
+# Epoch milliseconds without a fork (the wake-up path counts milliseconds).
+now_ms() { local t="${EPOCHREALTIME/./}"; echo $(( t / 1000 )); }
 log() { printf '%s [read-router] %s\n' "$(date -u +'%Y-%m-%d %H:%M:%S.%3N UTC')" "$*" >&2; }
 
 # write_route replica|primary: the included file, replaced atomically. Logins run the auth query
@@ -98,11 +101,59 @@ position() {
   fi
 }
 
-# admin COMMAND: one command on the local admin console, bounded (PAUSE waits for the alias's
-# transactions in flight; on a server that went away they have already failed).
+# admin COMMAND [TIMEOUT]: one command on the local admin console over one connection kept open
+# (a coprocess psql: a PAUSE on the wake-up path costs a write, not a process start and a login,
+# on a machine whose cores the reads keep busy). Bounded: a command not answered within TIMEOUT
+# seconds [3] (PAUSE waits for the alias's transactions in flight; on a server that went away
+# they have already failed) closes that connection; the next command opens another.
+admin_seq=0 admin_pid="" admin_w="" admin_r=""
 admin() {
-  local out
-  out="$(timeout -k 1 "${2:-3}" psql -X -q -h 127.0.0.1 -p 6432 -U "$ADMIN_USER" -d pgbouncer -c "$1" 2>&1)" || { log "$1 failed: ${out:-no answer within ${2:-3} s}"; return 1; }
+  local rc
+  admin_once "$@"; rc=$?
+  # A connection that was gone (closed by PgBouncer, a psql that never logged in): once more on
+  # a new one.
+  if [ "$rc" = 2 ]; then admin_once "$@"; rc=$?; fi
+  if [ "$rc" = 2 ]; then log "$1 failed: ${admin_err:-the admin console closed the connection}"; fi
+  [ "$rc" = 0 ]
+}
+# admin_once COMMAND [TIMEOUT]: 0 done, 1 refused or no answer (logged), 2 the connection is gone.
+admin_once() {
+  local line out="" t="${2:-3}"
+  admin_err=""
+  if [ -z "$admin_pid" ]; then
+    coproc ADMIN { exec psql -X -q -At -h /var/run/pgbouncer -p 6432 -U "$ADMIN_USER" -d pgbouncer 2>&1; }
+    # Own copies of the pipe ends: bash closes the coprocess's when it reaps it (a psql that
+    # could not log in may be gone already).
+    admin_pid="${ADMIN_PID:-}"
+    if [ -z "$admin_pid" ] || [ -z "${ADMIN[1]:-}" ] || ! exec {admin_w}>&"${ADMIN[1]}" {admin_r}<&"${ADMIN[0]}"; then
+      admin_pid=""; return 2
+    fi
+  fi
+  admin_seq=$(( admin_seq + 1 ))
+  if ! { printf '%s;\n\\echo __done_%s\n' "$1" "$admin_seq" >&"$admin_w"; } 2>/dev/null; then
+    admin_close; return 2
+  fi
+  while IFS= read -r -t "$t" -u "$admin_r" line; do
+    if [ "$line" = "__done_$admin_seq" ]; then
+      [ -z "$out" ] && return 0
+      log "$1 failed: $out"; return 1
+    fi
+    out="${out:+$out }$line"
+  done
+  local timed_out=0
+  kill -0 "$admin_pid" 2>/dev/null && timed_out=1
+  admin_close
+  if [ "$timed_out" = 1 ]; then log "$1 failed: no answer within $t s${out:+ ($out)}"; return 1; fi
+  admin_err="$out"
+  return 2
+}
+admin_close() {
+  if [ -n "$admin_pid" ]; then
+    exec {admin_w}>&- {admin_r}<&-
+    kill "$admin_pid" 2>/dev/null
+    wait "$admin_pid" 2>/dev/null
+  fi
+  admin_pid=""
 }
 reload() { admin RELOAD; }
 
@@ -133,25 +184,26 @@ lag_of() {
 # line to; the loop waits on it for at most INTERVAL.
 WAKE=/var/run/pgbouncer/read-router.wake
 if ! { rm -f "$WAKE" && mkfifo -m 0600 "$WAKE" && exec 3<>"$WAKE"; }; then log "cannot make the wake-up FIFO $WAKE"; exit 1; fi
-# watch HOST PORT: until killed, hold a connection with SELECT 1 every WATCH_INTERVAL; when a
+# watch HOST PORT: until killed, hold a connection busy with pg_sleep(WATCH_INTERVAL); when a
 # connection that had been up for a while breaks, wake the loop. A server that cannot be reached
 # is retried every second without waking anyone (the loop's rounds see it).
 watch() {
   local t psql_pid=""
   trap '[ -z "$psql_pid" ] || kill "$psql_pid" 2>/dev/null; exit 0' TERM
   while :; do
-    t=$(date +%s%3N)
-    printf 'SELECT 1 \\watch %s\n' "$WATCH_INTERVAL" | psql -X -q -At -h "$1" -p "$2" -U "$AUTH_USER" -d "$APP_DB" >/dev/null 2>&1 &
+    t=$(now_ms)
+    printf 'SELECT pg_sleep(%s) \\watch 0.01\n' "$WATCH_INTERVAL" | psql -X -q -At -h "$1" -p "$2" -U "$AUTH_USER" -d "$APP_DB" >/dev/null 2>&1 &
     psql_pid=$!
     wait "$psql_pid"
     psql_pid=""
-    if [ $(( $(date +%s%3N) - t )) -gt 1000 ]; then echo "$1" >&3; fi
+    if [ $(( $(now_ms) - t )) -gt 1000 ]; then echo "$1" >&3; fi
     sleep 1
   done
 }
 watch "$PRIMARY_HOST" "$PRIMARY_PORT" & watchers=$!
 watch "$REPLICA_HOST" "$REPLICA_PORT" & watchers="$watchers $!"
 trap 'exit 0' TERM INT
+trap '' PIPE
 # wait_round: sleep INTERVAL or until a watcher wakes us (then drain the other wake-ups); WOKE
 # is the host whose connection broke, or empty.
 wait_round() {
@@ -160,18 +212,18 @@ wait_round() {
     while read -r -t 0.01 -u 3 _; do :; done
   fi
 }
-route_host() { if [ "$current" = replica ]; then echo "$REPLICA_HOST"; else echo "$PRIMARY_HOST"; fi; }
 
 # The entrypoint wrote the primary into $ROUTE before PgBouncer started: reads work from the
 # first second; the first good look at the replica moves them there without the wait.
 current=primary first=1 below_since="" last_unknown="" broken_since="" WOKE="" paused=""
 admin "RESUME $READ_DB" 1 2>/dev/null || true # not paused: PgBouncer says so, nothing to do
-trap 'kill $watchers 2>/dev/null; [ -z "$paused" ] || admin "RESUME $READ_DB"' EXIT
+trap 'kill $watchers 2>/dev/null; [ -z "$paused" ] || admin "RESUME $READ_DB"; admin_close' EXIT
 log "watching $REPLICA_HOST:$REPLICA_PORT for $READ_DB (max lag ${MAX_LAG} s, back below ${RETURN_LAG} s for ${RETURN_AFTER} s)"
 while :; do
-  now=$(date +%s%3N)
+  now=$(now_ms)
+  route_host="$PRIMARY_HOST"; [ "$current" = primary ] || route_host="$REPLICA_HOST"
   # (paused stays set while a RESUME failed: it is tried again at the end of this round.)
-  if [ -z "$paused" ] && [ -n "$WOKE" ] && [ "$WOKE" = "$(route_host)" ] && admin "PAUSE $READ_DB" 1; then paused="$now"; fi
+  if [ -z "$paused" ] && [ -n "$WOKE" ] && [ "$WOKE" = "$route_host" ] && admin "PAUSE $READ_DB" 1; then paused="$now"; fi
   position "$PRIMARY_HOST" "$PRIMARY_PORT"; p="$POS" p_err="$POS_ERR" p_down="$POS_DOWN"
   position "$REPLICA_HOST" "$REPLICA_PORT"; r="$POS" r_err="$POS_ERR" r_down="$POS_DOWN"
   down="" unknown="" lag=0 # ms
@@ -224,7 +276,7 @@ while :; do
   if [ "$want" != "$current" ]; then
     write_route "$want"
     if reload; then
-      log "$READ_DB -> $want: $reason${paused:+ (new queries held $(( $(date +%s%3N) - paused )) ms meanwhile)}"
+      log "$READ_DB -> $want: $reason${paused:+ (new queries held $(( $(now_ms) - paused )) ms meanwhile)}"
       current="$want" below_since=""
     else
       write_route "$current"
