@@ -14,7 +14,7 @@
 # On an empty data directory it runs initdb, then every *.sh, *.sql and *.sql.gz in
 # /docker-entrypoint-initdb.d (sorted) against a temporary server that listens on the Unix
 # socket only, then stops it and execs the real server. On every start of a primary it also
-# makes sure the replication and read-only roles exist (poolguard-replication-roles, in the
+# makes sure the replication and read-only roles exist (poolguard-ensure, in the
 # background once the server answers). Secrets are never printed.
 set -euo pipefail
 
@@ -69,7 +69,7 @@ init_cluster() {
       -v db="$POSTGRES_DB" <<<'CREATE DATABASE :"db";'
   fi
   run_init_scripts
-  poolguard-replication-roles
+  poolguard-ensure
   log "stopping the temporary server"
   pg_ctl -D "$PGDATA" -m fast -w -t 60 stop >/dev/null
   log "initialisation complete"
@@ -99,7 +99,7 @@ main() {
     # The replica's roles, on volumes made before they existed too. Double fork: the helper is
     # re-parented to tini, never a child of the postmaster (which would take its exit for a
     # crashed backend).
-    ( poolguard-replication-roles </dev/null & ) || true
+    ( poolguard-ensure </dev/null & ) || true
     # WAL archiving to pgBackRest when the stack configures it (PGBACKREST_STANZA and the rest of
     # the PGBACKREST_* variables come from the compose file and reach archive_command through
     # the server's environment); without it, no archiving (a bare container never piles up WAL

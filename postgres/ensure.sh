@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Usage: poolguard-replication-roles        (inside the postgres image, as the postgres OS user)
+# Usage: poolguard-ensure        (inside the postgres image, as the postgres OS user)
 #
-# Creates, when missing, the roles the read replica and the read URL need, over the Unix socket
-# as the superuser (peer authentication). Idempotent: the entrypoint runs it on the first start
-# of an empty volume (after the init scripts) and on every later start of the primary, so a data
-# volume made before the replica existed gets the roles too. Passwords come from VAR or VAR_FILE
-# and are only set when a role is created (make passwords / make rotate change them later):
+# Makes sure what the bundle needs inside a primary's cluster is there, over the Unix socket as
+# the superuser (peer authentication). Idempotent: the entrypoint runs it on the first start of
+# an empty volume (after the init scripts) and on every later start of the primary, so a data
+# volume made before a feature existed gets it too (initdb scripts never run again on it, and
+# the migrate job runs as the app's owner, which cannot create these). A standby gets all of it
+# from the primary.
+#
+# Extensions: pg_stat_statements in APP_DB (preloaded by postgresql.conf; the sidecar reads it
+# as pg_monitor, which includes pg_read_all_stats).
+#
+# Roles the read replica and the read URL need. Passwords come from VAR or VAR_FILE and are only
+# set when a role is created (make passwords / make rotate change them later):
 #   REPLICATION_USER [replicator] + REPLICATION_PASSWORD   LOGIN REPLICATION, member of
 #       poolguard_replication (pg_hba.conf: replication connections over TCP, SCRAM)
 #   APP_READ_USER [app_reader] + APP_READ_PASSWORD          LOGIN, member of poolguard_pooled,
@@ -15,7 +22,7 @@
 # A password that is not set skips its role with one line (nothing else changes).
 set -euo pipefail
 
-say() { printf '%s [replication-roles] %s\n' "$(date -u +'%Y-%m-%d %H:%M:%S UTC')" "$*" >&2; }
+say() { printf '%s [ensure] %s\n' "$(date -u +'%Y-%m-%d %H:%M:%S UTC')" "$*" >&2; }
 # shellcheck source=scripts/secret-env.sh
 source /usr/local/lib/poolguard/secret-env.sh
 
@@ -31,6 +38,14 @@ q() { psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet -h /var/run/postgresql -U "$PO
 for _ in $(seq 1 120); do pg_isready -q -h /var/run/postgresql -U "$POSTGRES_USER" && break; sleep 0.5; done
 if [ "$(q -d postgres -At -c 'SELECT pg_is_in_recovery()')" = t ]; then
   exit 0 # a standby: the roles come from the primary
+fi
+
+# pg_stat_statements: only where the library is preloaded (a server started with another
+# shared_preload_libraries would refuse to read it; say so instead).
+if [ "$(q -d postgres -At -c "SELECT 'pg_stat_statements' = ANY (string_to_array(current_setting('shared_preload_libraries'), ', '))")" = t ]; then
+  q -d "$APP_DB" -c 'SET client_min_messages = warning' -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements'
+else
+  say "pg_stat_statements is not in shared_preload_libraries: no query statistics (GET /queries answers 503)"
 fi
 
 q -d postgres <<'SQL'
