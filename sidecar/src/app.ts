@@ -7,8 +7,9 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino';
 import type { AlertItem } from './alerts/engine.js';
 import { healthBody, poolBody, redactHealth } from './health.js';
-import type { StackSnapshot } from './snapshot.js';
+import { postgresInstances, type StackSnapshot } from './snapshot.js';
 import type { PoolScope } from './types.js';
+import { QUERY_ORDERS, topQueries, type QueryOrder, type StatementHistory } from './views/queries.js';
 
 export interface AppDeps {
   logger: Logger;
@@ -28,6 +29,8 @@ export interface AppDeps {
    * case), and /health shows backend errors and versions only with it (redacted otherwise).
    */
   token?: string | undefined;
+  /** Each Postgres instance's recent pg_stat_statements counters (GET /queries?since=); none: only since the reset. */
+  statementHistory?: (instance: string) => StatementHistory | undefined;
   now?: () => Date;
   /** Connection caps and timeouts (HTTP_LIMITS unless a test narrows them). */
   limits?: HttpLimits;
@@ -81,6 +84,10 @@ export const HTTP_LIMITS: HttpLimits = {
   maxRequestsPerSocket: 0,
   checkIntervalMs: 1_000,
 };
+
+/** GET /queries: at most this many statements, and this many characters of each text. */
+export const MAX_QUERIES = 100;
+export const MAX_TEXT_CHARS = 2000;
 
 /** The auth scheme, compared case-insensitively (RFC 7235 section 2.1, RFC 6750 section 2.1). */
 const SCHEME = 'bearer ';
@@ -203,6 +210,39 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     scope.get('/alerts', async () => {
       const items = deps.alerts();
       return { alerts: items.map((a) => `${a.severity}: ${a.summary}`), count: items.length, timestamp: now().toISOString(), items };
+    });
+
+    // The top statements of pg_stat_statements on the primary (or ?target=<replica host>).
+    scope.get<{ Querystring: { n: number; order: QueryOrder; since?: string; target?: string; textChars: number } }>('/queries', {
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: {
+            n: { type: 'integer', minimum: 1, maximum: MAX_QUERIES, default: 20 },
+            order: { type: 'string', enum: [...QUERY_ORDERS], default: 'total' },
+            since: { type: 'string', pattern: '^[1-9][0-9]{0,5}(s|m|h)$' },
+            target: { type: 'string', maxLength: 100 },
+            textChars: { type: 'integer', minimum: 0, maximum: MAX_TEXT_CHARS, default: 1000 },
+          },
+        },
+      },
+    }, async (req, reply) => {
+      const q = req.query;
+      const snap = deps.snapshot();
+      const instances = postgresInstances(snap);
+      const target = q.target === undefined ? instances[0] : instances.find((i) => i.instance === q.target);
+      if (!target) return reply.code(404).send({ error: 'Not Found', message: `no Postgres instance ${JSON.stringify(q.target)}; watched: ${instances.map((i) => i.instance).join(', ')}` });
+      const sinceMs = q.since === undefined ? undefined : Number(q.since.slice(0, -1)) * { s: 1000, m: 60_000, h: 3_600_000 }[q.since.slice(-1) as 's' | 'm' | 'h'];
+      const history = deps.statementHistory?.(target.instance);
+      if (sinceMs !== undefined && sinceMs > (history?.windowMs ?? 0)) {
+        return reply.code(400).send({ error: 'Bad Request', message: `since is at most ${Math.round((history?.windowMs ?? 0) / 60_000)}m (the sidecar's history of the statistics)` });
+      }
+      const st = target.state.sample?.statements;
+      if (!st || st.problem !== null) {
+        void reply.code(503).header('Retry-After', retryAfter);
+        return { error: 'Service Unavailable', message: st?.problem ?? (target.state.up ? 'no statistics yet' : `${target.instance} is down: ${target.state.lastError ?? 'not polled yet'}`) };
+      }
+      return { target: target.instance, ...topQueries(st, history, { n: q.n, order: q.order, sinceMs, textChars: q.textChars }, now().getTime()) };
     });
 
     scope.get('/metrics', async (_req, reply) => {

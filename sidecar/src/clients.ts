@@ -11,6 +11,7 @@ import { collectPgBouncer, pgbouncerRestarted } from './sources/pgbouncer.js';
 import { collectPostgres, postgresRestarted, type PostgresSample } from './sources/postgres.js';
 import { collectProbe } from './sources/probe.js';
 import { collectRedis, redisRestarted } from './sources/redis.js';
+import { StatementTexts } from './sources/statements.js';
 import type { Config } from './types.js';
 
 export interface StackClients {
@@ -99,7 +100,9 @@ function waitReady(redis: Redis, ms: number): Promise<void> {
 
 /** A Postgres instance's source: the same queries and restart check on the primary and on each replica. */
 function postgresSource(db: PgConnection, instance: string): SourceSpec<PostgresSample> {
-  return { instance, run: () => collectPostgres(db), restarted: postgresRestarted, onTimeout: () => db.drop(new Error('timeout')) };
+  // Each instance keeps the texts of the statements it has seen (a replica runs other reads).
+  const texts = new StatementTexts();
+  return { instance, run: () => collectPostgres(db, texts), restarted: postgresRestarted, onTimeout: () => db.drop(new Error('timeout')) };
 }
 
 /** The further instances of a kind: the replicas of the postgres kind, named by their hosts. */

@@ -33,6 +33,7 @@ async function main(): Promise<void> {
     pools: poolScope(config),
     pollIntervalMs: config.pollIntervalMs,
     replicaLaggingSeconds: monitor.replicaLaggingSeconds,
+    statementHistory: monitor.statementHistory,
     token: config.token,
     limits: { ...HTTP_LIMITS, ...config.http },
   });

@@ -8,6 +8,7 @@ import { lastBackups, type BackupEntry, type BackupsSample } from './sources/bac
 import type { DiskSample } from './sources/disk.js';
 import { ACTIVITY_STATES, type ActivityGroup, type PostgresSample, type ReplicationClient, type ReplicationSlot } from './sources/postgres.js';
 import type { PoolScope } from './types.js';
+import type { StatementCounters } from './sources/statements.js';
 import { instanceLag, readRouting } from './views/replication.js';
 
 type Labels = Record<string, string>;
@@ -123,6 +124,19 @@ const archiver = (get: (a: PostgresSample['archiver']) => number | null) => perI
 });
 const BACKUP = ['backup_name', 'backup_type', 'block_incr', 'database_id', 'repo_key', 'stanza'];
 const LAST = ['backup_type', 'block_incr', 'stanza'];
+
+/**
+ * pg_stat_statements series (postgres_exporter's names and labels) for each instance's top
+ * statements by total execution time only: their number never grows with the workload. Which
+ * statements they are changes, so these series come and go.
+ */
+export const TOP_STATEMENT_SERIES = 50;
+const STATEMENT = ['user', 'datname', 'queryid', 'target'];
+const perTopStatement = (get: (s: StatementCounters) => number) => perInstance((pg): Sample[] =>
+  [...(pg.statements?.statements ?? [])]
+    .sort((a, b) => b.totalExecMs - a.totalExecMs || (a.key < b.key ? -1 : 1))
+    .slice(0, TOP_STATEMENT_SERIES)
+    .map((s): Sample => [{ user: s.user, datname: s.datname, queryid: s.queryid }, get(s)]));
 
 const POOL = ['database', 'user'];
 const DB = ['name', 'host', 'port', 'database', 'force_user', 'pool_mode'];
@@ -261,6 +275,13 @@ export const FAMILIES: Family[] = [
       return r ? [[{ database: r.database }, r.onPrimary ? 1 : 0]] : [];
     },
   },
+
+  // pg_stat_statements: the top statements by total time (TOP_STATEMENT_SERIES per instance).
+  { name: 'pg_stat_statements_calls_total', help: 'Number of times executed (top statements by total time only).', type: 'counter', labels: STATEMENT, samples: perTopStatement((st) => st.calls) },
+  { name: 'pg_stat_statements_seconds_total', help: 'Total time spent in the statement, in seconds (top statements by total time only).', type: 'counter', labels: STATEMENT, samples: perTopStatement((st) => st.totalExecMs / 1000) },
+  { name: 'pg_stat_statements_rows_total', help: 'Total number of rows retrieved or affected by the statement (top statements by total time only).', type: 'counter', labels: STATEMENT, samples: perTopStatement((st) => st.rows) },
+  { name: 'pg_stat_statements_block_read_seconds_total', help: 'Total time the statement spent reading shared blocks, in seconds (track_io_timing; top statements only).', type: 'counter', labels: STATEMENT, samples: perTopStatement((st) => st.blkReadMs / 1000) },
+  { name: 'pg_stat_statements_block_write_seconds_total', help: 'Total time the statement spent writing shared blocks, in seconds (track_io_timing; top statements only).', type: 'counter', labels: STATEMENT, samples: perTopStatement((st) => st.blkWriteMs / 1000) },
 
   // ---- Backups (Debian's prometheus-pgbackrest-exporter 0.19 names; every family a gauge, as there) ----
   { name: 'pgbackrest_exporter_status', help: 'pgBackRest exporter get data status.', type: 'gauge', labels: ['stanza'], samples: (s) => {

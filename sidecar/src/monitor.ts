@@ -10,8 +10,9 @@ import { healthBody } from './health.js';
 import { registerMetrics } from './metrics.js';
 import { Poller } from './poller.js';
 import { poolScope } from './pools.js';
-import type { StackSamples } from './snapshot.js';
+import { postgresInstances, type StackSamples } from './snapshot.js';
 import type { Config } from './types.js';
+import { StatementHistory } from './views/queries.js';
 import { REPLICA_LAGGING_SECONDS, replicasHealth } from './views/replication.js';
 
 export interface Monitor {
@@ -21,6 +22,8 @@ export interface Monitor {
   clients: StackClients;
   /** The lag from which /health calls a replica lagging: replica_lag's WARNING level (after SIDECAR_ALERT_RULES). */
   replicaLaggingSeconds: number;
+  /** Each Postgres instance's recent pg_stat_statements counters (GET /queries?since=). */
+  statementHistory(instance: string): StatementHistory | undefined;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -47,6 +50,7 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
     void webhook?.send(t);
   };
 
+  const histories = new Map<string, StatementHistory>();
   const poller: Poller<StackSamples> = new Poller<StackSamples>(
     createSources(clients, {
       sourceTimeoutMs: config.sourceTimeoutMs,
@@ -60,7 +64,13 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
     downIntervalMs: config.downPollIntervalMs,
     timeoutMs: config.sourceTimeoutMs,
     onPoll: () => {
-      for (const t of engine.evaluate(poller.snapshot, Date.now())) onTransition(t);
+      const now = Date.now();
+      for (const { instance, state } of postgresInstances(poller.snapshot)) {
+        let h = histories.get(instance);
+        if (!h) histories.set(instance, (h = new StatementHistory()));
+        h.record(now, state.sample?.statements);
+      }
+      for (const t of engine.evaluate(poller.snapshot, now)) onTransition(t);
     },
     onSourceError: (source, err, first) => {
       if (first) logger.warn({ source, err }, `${source} down`);
@@ -99,6 +109,7 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
     registry,
     clients,
     replicaLaggingSeconds,
+    statementHistory: (instance) => histories.get(instance),
     async start() {
       await poller.start();
       if (config.summaryIntervalMs > 0) {

@@ -2,6 +2,7 @@
 // pure function that matches columns by name.
 import type { Queryable, Row } from '../pg-connection.js';
 import { nullableNum, num, str } from './columns.js';
+import { collectStatements, type StatementTexts, type StatementsSample } from './statements.js';
 
 /** Every state postgres_exporter emits (0 included). */
 export const ACTIVITY_STATES = ['active', 'idle', 'idle in transaction', 'idle in transaction (aborted)', 'fastpath function call', 'disabled'] as const;
@@ -56,6 +57,8 @@ export interface PostgresSample {
   replication: ReplicationClient[];
   /** pg_replication_slots. */
   slots: ReplicationSlot[];
+  /** pg_stat_statements (when the source keeps a text cache for this instance). */
+  statements?: StatementsSample;
   /** pg_postmaster_start_time(), seconds since the epoch: it moves when Postgres restarts. */
   startTime: number;
   archiver: Archiver;
@@ -325,7 +328,8 @@ export function parseSlots(rows: Row[]): ReplicationSlot[] {
   }));
 }
 
-export async function collectPostgres(db: Queryable): Promise<PostgresSample> {
+/** texts: this instance's query-text cache; with it the sample includes pg_stat_statements. */
+export async function collectPostgres(db: Queryable, texts?: StatementTexts): Promise<PostgresSample> {
   const settings = parseSettings(await db.query(SQL.settings));
   const activity = parseActivity(await db.query(SQL.activity));
   const databases = (await db.query(SQL.databases)).map((r) => str(r, 'datname'));
@@ -336,7 +340,8 @@ export async function collectPostgres(db: Queryable): Promise<PostgresSample> {
   const server = parseServer(await db.query(SQL.server));
   const replication = parseReplication(await db.query(SQL.replication));
   const slots = parseSlots(await db.query(SQL.slots));
-  return { ...settings, activity, databases, idleInTransaction, oldestXactSeconds, lockWaiting, backends, ...server, replication, slots };
+  const statements = texts ? await collectStatements(db, texts) : undefined;
+  return { ...settings, activity, databases, idleInTransaction, oldestXactSeconds, lockWaiting, backends, ...server, replication, slots, ...(statements ? { statements } : {}) };
 }
 
 const iso = (epochSeconds: number) => new Date(epochSeconds * 1000).toISOString();

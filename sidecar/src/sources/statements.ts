@@ -21,6 +21,9 @@ export interface StatementCounters {
   stddevExecMs: number;
   sharedBlksHit: number;
   sharedBlksRead: number;
+  /** Time reading and writing shared blocks (track_io_timing), ms. */
+  blkReadMs: number;
+  blkWriteMs: number;
 }
 
 export interface StatementsSample {
@@ -37,7 +40,7 @@ export interface StatementsSample {
 
 export const STATEMENTS_SQL = `SELECT s.queryid::text AS queryid, s.userid::text AS userid, s.dbid::text AS dbid, s.toplevel,
        r.rolname AS usename, d.datname, s.calls, s.rows, s.total_exec_time, s.mean_exec_time, s.max_exec_time,
-       s.stddev_exec_time, s.shared_blks_hit, s.shared_blks_read
+       s.stddev_exec_time, s.shared_blks_hit, s.shared_blks_read, s.shared_blk_read_time, s.shared_blk_write_time
   FROM pg_stat_statements(false) AS s
   LEFT JOIN pg_catalog.pg_roles AS r ON r.oid = s.userid
   LEFT JOIN pg_catalog.pg_database AS d ON d.oid = s.dbid
@@ -60,6 +63,8 @@ export function parseStatement(r: Row): StatementCounters {
     stddevExecMs: num(r, 'stddev_exec_time', 'stddev_time'),
     sharedBlksHit: num(r, 'shared_blks_hit'),
     sharedBlksRead: num(r, 'shared_blks_read'),
+    blkReadMs: num(r, 'shared_blk_read_time', 'blk_read_time'),
+    blkWriteMs: num(r, 'shared_blk_write_time', 'blk_write_time'),
   };
 }
 
@@ -84,7 +89,7 @@ export function statementsProblem(message: string): string | null {
 export class StatementTexts {
   private readonly texts = new Map<string, string>();
 
-  constructor(private readonly maxChars = 2000, private readonly maxEntries = 20_000) {}
+  constructor(private readonly maxChars = 2000, private readonly maxEntries = 6000) {}
 
   /** The ids among these that have no text yet. */
   missing(queryids: Iterable<string>): string[] {
