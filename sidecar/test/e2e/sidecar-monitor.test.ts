@@ -159,6 +159,71 @@ describe('sidecar monitor (integration)', () => {
     await until('leak alert resolved', async () => !((await getJson(sidecar, '/alerts')).body.items as any[]).some((a) => a.name === 'postgres_idle_in_transaction' && a.labels.pid === String(pid)), 10_000);
   });
 
+  it('query insight: a slow statement tops /queries with its call count and without its literals; ALTER ROLE ... PASSWORD is recorded nowhere', async () => {
+    const app = await pooled({ application_name: 'slow-report' });
+    const superuser = new pg.Client({ host: postgres.getHost(), port: postgres.getMappedPort(5432), user: 'postgres', password: PW.postgres, database: 'app' });
+    await superuser.connect();
+    try {
+      for (let i = 0; i < 3; i += 1) await app.query(`SELECT pg_sleep(0.4), 'literal-secret-${i}' AS tag, ${1000 + i} AS n`);
+      // A utility statement that carries a password: with track_utility off it is never recorded.
+      await superuser.query(`ALTER ROLE app PASSWORD '${PW.app}'`);
+      const top = await until('the slow statement on top of /queries', async () => {
+        const { status, body } = await getJson(sidecar, '/queries?order=mean&n=5');
+        return status === 200 && body.items[0]?.calls === 3 && body.items[0].text !== null ? body : undefined;
+      }, 15_000, 250);
+      const first = top.value.items[0];
+      expect(first).toMatchObject({ calls: 3, rows: 3, user: 'app', datname: 'app', textTruncated: false });
+      expect(first.meanExecMs).toBeGreaterThanOrEqual(400);
+      expect(first.text).toMatch(/^SELECT pg_sleep\(\$1\), \$2 AS tag, \$3 AS n$/);
+      expect(top.value.target).toBe('postgres');
+      // Nowhere: not in the view (as the superuser, every statement), not in /queries, not in /metrics.
+      const everything = (await superuser.query('SELECT query FROM pg_stat_statements')).rows.map((r) => r.query as string).join('\n');
+      const all = JSON.stringify((await getJson(sidecar, '/queries?n=100&textChars=2000')).body);
+      for (const text of [everything, all]) expect(text).not.toMatch(/literal-secret|PASSWORD/i);
+      for (const text of [everything, all, await metrics()]) expect(text).not.toContain(PW.app);
+      expect(await metrics()).toMatch(new RegExp(`^pg_stat_statements_calls_total\\{user="app",datname="app",queryid="${first.queryid}",target="postgres"\\} 3$`, 'm'));
+      // Bad input: a clear 400, and a window longer than the history says how long it may be.
+      expect((await getJson(sidecar, '/queries?order=slowest')).status).toBe(400);
+      expect((await getJson(sidecar, '/queries?n=1000')).status).toBe(400);
+      const long = await getJson(sidecar, '/queries?since=9h');
+      expect([long.status, long.body.message]).toEqual([400, expect.stringMatching(/since is at most 60m/)]);
+      expect((await getJson(sidecar, '/queries?target=nowhere')).status).toBe(404);
+    } finally {
+      await app.end();
+      await superuser.end();
+    }
+  });
+
+  it('10,000 distinct statements: the pg_stat_statements series stay at the top 50, /queries answers within its n', async () => {
+    const direct = new pg.Client({ host: postgres.getHost(), port: postgres.getMappedPort(5432), user: 'app', password: PW.app, database: 'app' });
+    await direct.connect();
+    try {
+      // 10,000 statements of distinct shapes: 7 nested calls, each one of 4 functions (4^7 = 16,384).
+      const fns = ['abs', 'sign', 'ceil', 'floor'];
+      for (let i = 0; i < 10_000; i += 1) {
+        let expr = '1';
+        for (let d = 0, k = i; d < 7; d += 1, k = Math.floor(k / 4)) expr = `${fns[k % 4]}(${expr})`;
+        await direct.query(`SELECT ${expr}`);
+      }
+      const seen = await until('the statements in the sidecar', async () => {
+        const { status, body } = await getJson(sidecar, '/queries?order=calls&n=100');
+        return status === 200 && body.statements >= 4000 ? body : undefined;
+      }, 30_000, 500);
+      expect(seen.value.items.length).toBe(100);
+      expect(seen.value.dealloc).toBeGreaterThan(0); // pg_stat_statements.max (5000) evicted some
+      const text = await metrics();
+      for (const family of ['pg_stat_statements_calls_total', 'pg_stat_statements_seconds_total', 'pg_stat_statements_rows_total']) {
+        const series = text.split('\n').filter((l) => l.startsWith(`${family}{`)).length;
+        expect(series, family).toBe(50);
+      }
+      const all = text.split('\n').filter((l) => l && !l.startsWith('#')).length;
+      console.log(`/metrics after 10,000 distinct statements: ${all} series (${seen.value.statements} statements in the view, ${seen.value.dealloc} evicted)`);
+      expect(all).toBeLessThan(1500);
+    } finally {
+      await direct.end();
+    }
+  });
+
   it('stopping PgBouncer: pgbouncer_up 0 and /health 503 within one poll + timeout; restarting it: back to 200', async () => {
     const stop = await run('docker', ['stop', '-t', '10', pgbouncer.getId()]);
     expect(stop.code, stop.stderr).toBe(0);
