@@ -10,6 +10,7 @@ import { healthBody, poolBody, redactHealth } from './health.js';
 import { postgresInstances, type StackSnapshot } from './snapshot.js';
 import type { PoolScope } from './types.js';
 import { QUERY_ORDERS, topQueries, type QueryOrder, type StatementHistory } from './views/queries.js';
+import { sessionsBody } from './views/sessions.js';
 
 export interface AppDeps {
   logger: Logger;
@@ -243,6 +244,27 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         return { error: 'Service Unavailable', message: st?.problem ?? (target.state.up ? 'no statistics yet' : `${target.instance} is down: ${target.state.lastError ?? 'not polled yet'}`) };
       }
       return { target: target.instance, ...topQueries(st, history, { n: q.n, order: q.order, sinceMs, textChars: q.textChars }, now().getTime()) };
+    });
+
+    // Who holds the Postgres connections (the primary, or ?target=<replica host>).
+    scope.get<{ Querystring: { target?: string; limit: number } }>('/sessions', {
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: { target: { type: 'string', maxLength: 100 }, limit: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+        },
+      },
+    }, async (req, reply) => {
+      const snap = deps.snapshot();
+      const instances = postgresInstances(snap);
+      const target = req.query.target === undefined ? instances[0] : instances.find((i) => i.instance === req.query.target);
+      if (!target) return reply.code(404).send({ error: 'Not Found', message: `no Postgres instance ${JSON.stringify(req.query.target)}; watched: ${instances.map((i) => i.instance).join(', ')}` });
+      const pg = target.state.sample;
+      if (!pg) {
+        void reply.code(503).header('Retry-After', retryAfter);
+        return { error: 'Service Unavailable', message: `${target.instance} is down: ${target.state.lastError ?? 'not polled yet'}` };
+      }
+      return sessionsBody(target.instance, pg, snap.sources.pgbouncer.sample, req.query.limit);
     });
 
     scope.get('/metrics', async (_req, reply) => {

@@ -53,6 +53,22 @@ export interface PgBouncerStats {
   bindCount: number | undefined;
 }
 
+/** A row of SHOW CLIENTS or SHOW SERVERS: the pair is linked by ptr/link. */
+export interface PgBouncerConnection {
+  user: string;
+  database: string;
+  state: string;
+  addr: string;
+  port: number;
+  /** This connection's id on the console (ptr); link is the other side's (a server's client, a client's server). */
+  ptr: string;
+  link: string;
+  /** SHOW SERVERS: the backend's pid on Postgres (0 for clients and connections still logging in). */
+  remotePid: number;
+  applicationName: string;
+  tls: string;
+}
+
 export interface PgBouncerSample {
   version: string;
   pools: PgBouncerPool[];
@@ -62,6 +78,9 @@ export interface PgBouncerSample {
   lists: Record<string, number>;
   /** SHOW CONFIG: key -> value. */
   config: Record<string, string>;
+  /** SHOW CLIENTS and SHOW SERVERS (who holds the connections: GET /sessions). */
+  clients: PgBouncerConnection[];
+  servers: PgBouncerConnection[];
 }
 
 export function parseVersion(rows: Row[]): string {
@@ -139,6 +158,21 @@ export function parseConfig(rows: Row[]): Record<string, string> {
   return out;
 }
 
+export function parseConnections(rows: Row[]): PgBouncerConnection[] {
+  return rows.map((r) => ({
+    user: str(r, 'user'),
+    database: str(r, 'database'),
+    state: str(r, 'state'),
+    addr: str(r, 'addr'),
+    port: num(r, 'port'),
+    ptr: str(r, 'ptr'),
+    link: str(r, 'link'),
+    remotePid: num(r, 'remote_pid'),
+    applicationName: str(r, 'application_name'),
+    tls: str(r, 'tls'),
+  }));
+}
+
 /** One poll of the admin console. Each SHOW is its own simple-protocol query. */
 export async function collectPgBouncer(db: Queryable): Promise<PgBouncerSample> {
   const version = parseVersion(await db.query('SHOW VERSION'));
@@ -147,7 +181,9 @@ export async function collectPgBouncer(db: Queryable): Promise<PgBouncerSample> 
   const stats = parseStats(await db.query('SHOW STATS'));
   const lists = parseLists(await db.query('SHOW LISTS'));
   const config = parseConfig(await db.query('SHOW CONFIG'));
-  return { version, pools, databases, stats, lists, config };
+  const clients = parseConnections(await db.query('SHOW CLIENTS'));
+  const servers = parseConnections(await db.query('SHOW SERVERS'));
+  return { version, pools, databases, stats, lists, config, clients, servers };
 }
 
 /**

@@ -2,6 +2,7 @@
 // pure function that matches columns by name.
 import type { Queryable, Row } from '../pg-connection.js';
 import { nullableNum, num, str } from './columns.js';
+import { querySummary } from '../sql-redact.js';
 import { collectStatements, type StatementTexts, type StatementsSample } from './statements.js';
 
 /** Every state postgres_exporter emits (0 included). */
@@ -29,6 +30,23 @@ export interface IdleInTransaction {
   xactSeconds: number;
 }
 
+/** A client backend (GET /sessions); its query is redacted and cut when parsed, never kept raw. */
+export interface Session {
+  pid: number;
+  usename: string;
+  applicationName: string;
+  datname: string;
+  state: string;
+  /** 'local' over the Unix socket (PgBouncer's connections in this bundle). */
+  clientAddr: string;
+  /** Seconds since its transaction began (null: none open). */
+  xactSeconds: number | null;
+  /** Seconds in its current state. */
+  stateSeconds: number;
+  /** The current (or last) statement: literals replaced with "?", at most 200 characters. */
+  query: string;
+}
+
 export interface DatabaseBackends {
   datid: string;
   datname: string;
@@ -44,6 +62,8 @@ export interface PostgresSample {
   activity: ActivityGroup[];
   databases: string[];
   idleInTransaction: IdleInTransaction[];
+  /** Client backends, oldest transaction first (at most SESSIONS_LIMIT). */
+  sessions: Session[];
   oldestXactSeconds: number;
   lockWaiting: number;
   backends: DatabaseBackends[];
@@ -162,6 +182,15 @@ export const SQL = {
                         FROM pg_catalog.pg_stat_activity
                        WHERE state LIKE 'idle in transaction%'
                        ORDER BY state_change LIMIT 50`,
+  sessions: `SELECT pid, coalesce(usename, '') AS usename, coalesce(application_name, '') AS application_name,
+                     coalesce(datname, '') AS datname, coalesce(state, '') AS state,
+                     coalesce(host(client_addr), 'local') AS client_addr,
+                     extract(epoch FROM clock_timestamp() - xact_start)::float8 AS xact_seconds,
+                     coalesce(extract(epoch FROM clock_timestamp() - state_change), 0)::float8 AS state_seconds,
+                     query
+                FROM pg_catalog.pg_stat_activity
+               WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()
+               ORDER BY xact_start NULLS LAST, pid LIMIT 500`,
   oldestXact: `SELECT coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)), 0)::float8 AS seconds
                  FROM pg_catalog.pg_stat_activity
                 WHERE xact_start IS NOT NULL AND backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()`,
@@ -328,12 +357,27 @@ export function parseSlots(rows: Row[]): ReplicationSlot[] {
   }));
 }
 
+export function parseSessions(rows: Row[]): Session[] {
+  return rows.map((r) => ({
+    pid: num(r, 'pid'),
+    usename: str(r, 'usename'),
+    applicationName: str(r, 'application_name'),
+    datname: str(r, 'datname'),
+    state: str(r, 'state'),
+    clientAddr: str(r, 'client_addr'),
+    xactSeconds: nullableNum(r, 'xact_seconds'),
+    stateSeconds: num(r, 'state_seconds'),
+    query: querySummary(str(r, 'query')),
+  }));
+}
+
 /** texts: this instance's query-text cache; with it the sample includes pg_stat_statements. */
 export async function collectPostgres(db: Queryable, texts?: StatementTexts): Promise<PostgresSample> {
   const settings = parseSettings(await db.query(SQL.settings));
   const activity = parseActivity(await db.query(SQL.activity));
   const databases = (await db.query(SQL.databases)).map((r) => str(r, 'datname'));
   const idleInTransaction = parseIdleInTransaction(await db.query(SQL.idleInTransaction));
+  const sessions = parseSessions(await db.query(SQL.sessions));
   const oldestXactSeconds = num((await db.query(SQL.oldestXact))[0] ?? {}, 'seconds');
   const lockWaiting = num((await db.query(SQL.lockWaiting))[0] ?? {}, 'waiting');
   const backends = parseBackends(await db.query(SQL.backends));
@@ -341,7 +385,7 @@ export async function collectPostgres(db: Queryable, texts?: StatementTexts): Pr
   const replication = parseReplication(await db.query(SQL.replication));
   const slots = parseSlots(await db.query(SQL.slots));
   const statements = texts ? await collectStatements(db, texts) : undefined;
-  return { ...settings, activity, databases, idleInTransaction, oldestXactSeconds, lockWaiting, backends, ...server, replication, slots, ...(statements ? { statements } : {}) };
+  return { ...settings, activity, databases, idleInTransaction, sessions, oldestXactSeconds, lockWaiting, backends, ...server, replication, slots, ...(statements ? { statements } : {}) };
 }
 
 const iso = (epochSeconds: number) => new Date(epochSeconds * 1000).toISOString();
