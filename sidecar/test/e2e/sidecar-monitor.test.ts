@@ -194,6 +194,30 @@ describe('sidecar monitor (integration)', () => {
     }
   });
 
+  it('/sessions names a leaked pooled transaction\'s backend pid, its application and the PgBouncer client behind it, without literals', async () => {
+    const leak = await pooled({ application_name: 'leaky-pooled' });
+    try {
+      await leak.query('BEGIN');
+      const pid = (await leak.query(`SELECT pg_backend_pid() AS pid, 'card-4111' AS secret`)).rows[0].pid as number;
+      const local = (leak as unknown as { connection: { stream: { localPort: number } } }).connection.stream.localPort;
+      const seen = await until('the leak in /sessions', async () => {
+        const { status, body } = await getJson(sidecar, '/sessions');
+        return status === 200 && body.longestIdleInTransaction?.pid === pid && body.longestIdleInTransaction.stateSeconds >= 1 ? body : undefined;
+      }, 15_000, 250);
+      const s = seen.value.longestIdleInTransaction;
+      expect(s).toMatchObject({ pid, usename: 'app', applicationName: 'leaky-pooled', datname: 'app', state: 'idle in transaction', clientAddr: 'local', viaPgBouncer: true });
+      expect(s.query).toBe('SELECT pg_backend_pid() AS pid, ? AS secret');
+      // The PgBouncer client behind it: this test's own socket (seen from the container network).
+      expect(s.pgbouncerClient).toMatchObject({ user: 'app', database: 'app', applicationName: 'leaky-pooled', port: expect.any(Number) });
+      expect(s.pgbouncerClient.port === local || s.pgbouncerClient.addr !== '127.0.0.1').toBe(true);
+      expect(seen.value.groups).toContainEqual(expect.objectContaining({ usename: 'app', applicationName: 'leaky-pooled', state: 'idle in transaction', count: 1, viaPgBouncer: 1 }));
+      expect(JSON.stringify(seen.value)).not.toContain('card-4111');
+    } finally {
+      await leak.query('ROLLBACK').catch(() => undefined);
+      await leak.end();
+    }
+  });
+
   it('10,000 distinct statements: the pg_stat_statements series stay at the top 50, /queries answers within its n', async () => {
     const direct = new pg.Client({ host: postgres.getHost(), port: postgres.getMappedPort(5432), user: 'app', password: PW.app, database: 'app' });
     await direct.connect();
