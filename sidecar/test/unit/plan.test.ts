@@ -1,0 +1,51 @@
+// The connection budget: the shipped settings pass; a bigger pool fails naming the inequality;
+// the read alias counts against the primary (it moves there); several PgBouncers multiply.
+import { describe, expect, it } from 'vitest';
+import { databaseCap, plan, type PlanInput } from '../../src/views/plan.js';
+
+const shipped = (over: { poolSize?: number; instances?: number; app?: PlanInput['app'] } = {}): PlanInput => ({
+  postgres: { maxConnections: 100, superuserReservedConnections: 3, reservedConnections: 0 },
+  pgbouncer: {
+    instances: over.instances ?? 1,
+    maxClientConn: 100,
+    databases: [
+      { name: 'app', poolSize: over.poolSize ?? 25, reservePool: 5, maxDbConnections: 50, users: ['app', 'pgbouncer_auth'], onPrimary: true },
+      { name: 'poolguard_probe', poolSize: 1, reservePool: 5, maxDbConnections: 1, users: ['poolguard_monitor'], onPrimary: true },
+      { name: 'app_ro', poolSize: over.poolSize ?? 25, reservePool: 5, maxDbConnections: 50, users: ['app_reader'], onPrimary: false, mayMoveToPrimary: true },
+    ],
+  },
+  direct: { sidecar: 1, migrations: 1, backups: 2, humans: 3 },
+  consoleSlots: 3,
+  app: over.app,
+});
+
+describe('plan', () => {
+  it('caps each database by max_db_connections', () => {
+    expect(databaseCap(shipped().pgbouncer.databases[0]!)).toBe(50); // 2 × 30 = 60, capped at 50
+    expect(databaseCap({ name: 'x', poolSize: 10, reservePool: 0, maxDbConnections: 0, users: ['a', 'b'], onPrimary: true })).toBe(20);
+  });
+
+  it('the shipped settings pass, each line with its figures', () => {
+    const p = plan(shipped({ app: { instances: 4, pool: 20 } }));
+    expect(p.status).toBe('PASS');
+    expect(p.lines[0]).toMatchObject({ status: 'PASS', figures: expect.stringContaining('1 × (app 50 + poolguard_probe 1 + app_ro 30)') });
+    expect(p.lines[0]!.figures).toMatch(/= 81 ≤ max_connections 100 − superuser_reserved 3 − reserved 0 − direct 7 .* = 90$/);
+  });
+
+  it('a default pool of 60 fails, naming the inequality and what to change', () => {
+    const p = plan(shipped({ poolSize: 60 }));
+    expect(p.status).toBe('FAIL');
+    const server = p.lines.find((l) => l.name.startsWith('server connections'))!;
+    expect(server.status).toBe('FAIL');
+    expect(server.figures).toMatch(/= 101 ≤ .* = 90$/);
+    expect(server.advice).toMatch(/11 more server connections than Postgres accepts.*default_pool_size/);
+    expect(p.lines.filter((l) => l.name.startsWith('pool of')).map((l) => l.figures)).toEqual(['pool_size 60 > max_db_connections 50', 'pool_size 60 > max_db_connections 50']);
+  });
+
+  it('two PgBouncer instances double the server side; too many app connections fail on the client side', () => {
+    expect(plan(shipped({ instances: 2 })).lines[0]).toMatchObject({ status: 'FAIL', figures: expect.stringMatching(/^2 × .* = 162 ≤/) });
+    const p = plan(shipped({ app: { instances: 6, pool: 17 } }));
+    expect(p.lines.find((l) => l.name.startsWith('client'))).toMatchObject({ status: 'FAIL', figures: 'app instances 6 × app pool 17 = 102 ≤ max_client_conn 100 − console slots 3 = 97' });
+    expect(plan(shipped({ app: { instances: 6, pool: 15 } })).lines.find((l) => l.name.startsWith('client'))!.status).toBe('WARN');
+  });
+});
