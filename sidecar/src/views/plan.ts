@@ -116,3 +116,49 @@ export function plan(input: PlanInput): PlanBody {
 
   return { status: lines.reduce<PlanStatus>((s, l) => worst(s, l.status), 'PASS'), lines };
 }
+
+/** Direct connections to the primary the bundle budgets for (docs: README "Connection budget"). */
+export const DIRECT_CONNECTIONS: PlanInput['direct'] = { sidecar: 1, migrations: 1, backups: 2, humans: 3 };
+
+/** The live settings as the last poll saw them; undefined while PgBouncer or the primary has not answered. */
+export interface LiveSettings {
+  postgres: PlanInput['postgres'] | undefined;
+  pgbouncer:
+    | {
+        maxClientConn: number;
+        databases: { name: string; host: string; poolSize: number; reservePool: number; maxConnections: number }[];
+        pools: { database: string; user: string }[];
+      }
+    | undefined;
+  /** PgBouncer's admin console: a database entry of its own that opens no server connection. */
+  adminDatabase: string;
+  /** Hosts of the watched replicas: entries pointing there are not in the primary's budget. */
+  replicaHosts: string[];
+  /** The read alias (it moves to the primary when the replica is down or behind). */
+  readDatabase: string;
+  /** The read router holds one console slot when the replica profile is on. */
+  routerOn: boolean;
+}
+
+/** The plan's input from live settings: users are the pools PgBouncer has now (at least one per database). */
+export function planInputFromLive(live: LiveSettings, app?: PlanInput['app']): PlanInput | undefined {
+  if (!live.postgres || !live.pgbouncer) return undefined;
+  const users = (db: string) => [...new Set(live.pgbouncer!.pools.filter((p) => p.database === db).map((p) => p.user))];
+  const databases = live.pgbouncer.databases
+    .filter((d) => d.name !== live.adminDatabase)
+    .map((d): PlanDatabase => {
+      const u = users(d.name);
+      const onPrimary = !live.replicaHosts.includes(d.host);
+      return {
+        name: d.name, poolSize: d.poolSize, reservePool: d.reservePool, maxDbConnections: d.maxConnections,
+        users: u.length > 0 ? u : ['(its first user)'], onPrimary, mayMoveToPrimary: !onPrimary && d.name === live.readDatabase,
+      };
+    });
+  return {
+    postgres: live.postgres,
+    pgbouncer: { instances: 1, maxClientConn: live.pgbouncer.maxClientConn, databases },
+    direct: DIRECT_CONNECTIONS,
+    consoleSlots: 2 + (live.routerOn ? 1 : 0),
+    app,
+  };
+}

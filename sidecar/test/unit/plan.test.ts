@@ -1,7 +1,11 @@
 // The connection budget: the shipped settings pass; a bigger pool fails naming the inequality;
 // the read alias counts against the primary (it moves there); several PgBouncers multiply.
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/app.js';
 import { databaseCap, plan, type PlanInput } from '../../src/views/plan.js';
+import { POOLS, snapshot } from '../fixtures/snapshot.js';
 
 const shipped = (over: { poolSize?: number; instances?: number; app?: PlanInput['app'] } = {}): PlanInput => ({
   postgres: { maxConnections: 100, superuserReservedConnections: 3, reservedConnections: 0 },
@@ -47,5 +51,27 @@ describe('plan', () => {
     const p = plan(shipped({ app: { instances: 6, pool: 17 } }));
     expect(p.lines.find((l) => l.name.startsWith('client'))).toMatchObject({ status: 'FAIL', figures: 'app instances 6 × app pool 17 = 102 ≤ max_client_conn 100 − console slots 3 = 97' });
     expect(plan(shipped({ app: { instances: 6, pool: 15 } })).lines.find((l) => l.name.startsWith('client'))!.status).toBe('WARN');
+  });
+});
+
+describe('GET /plan (live settings from the snapshot)', () => {
+  const appFor = (snap: ReturnType<typeof snapshot>) => buildApp({
+    logger: pino({ level: 'silent' }), snapshot: () => snap, alerts: () => [],
+    metrics: { contentType: new Registry().contentType, render: async () => '' }, redisStatus: () => 'ready', isShuttingDown: () => false,
+    pools: POOLS, pollIntervalMs: 5000,
+  });
+
+  it('answers with the lines and the apps\' side when asked; 400 for half an app; 503 while PgBouncer is down', async () => {
+    const a = await appFor(snapshot());
+    const res = await a.inject('/plan?appInstances=4&appPool=20');
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.status).toMatch(/^(PASS|WARN|FAIL)$/);
+    expect(body.lines.map((l: { name: string }) => l.name)).toEqual(expect.arrayContaining(['server connections: PgBouncer against Postgres', 'client connections: apps against PgBouncer']));
+    expect(body.lines.find((l: { name: string }) => l.name.startsWith('client')).figures).toBe('app instances 4 × app pool 20 = 80 ≤ max_client_conn 100 − console slots 2 = 98');
+    expect((await a.inject('/plan?appInstances=4')).statusCode).toBe(400);
+    const down = await appFor(snapshot({ pgbouncer: { ...snapshot().sources.pgbouncer, up: false, sample: undefined } }));
+    const r = await down.inject('/plan');
+    expect([r.statusCode, r.json().message]).toEqual([503, expect.stringMatching(/PgBouncer did not answer/)]);
   });
 });
