@@ -103,3 +103,12 @@ describe('cachedRender', () => {
     expect(a).toMatch(/^redis_up 1$/m);
   });
 });
+
+describe('pg_stat_statements series', () => {
+  it('postgres_exporter names and labels, in seconds, for the top statements only', async () => {
+    const text = await scrape(snapshot());
+    expect(text).toMatch(/^pg_stat_statements_calls_total\{user="app",datname="app",queryid="-6418772313442513125",target="postgres"\} 120$/m);
+    expect(text).toMatch(/^pg_stat_statements_seconds_total\{user="app",datname="app",queryid="-6418772313442513125",target="postgres"\} 0\.0365$/m);
+    expect(text).toMatch(/^pg_stat_statements_block_read_seconds_total\{.*\} 0\.0009$/m);
+  });
+});
