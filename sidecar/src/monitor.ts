@@ -33,12 +33,14 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
   const clients = createClients(config, logger, () => poller.pollSoon());
   const pools = poolScope(config);
   const rules = applyOverrides(DEFAULT_RULES, config.alerts.overrides);
+  // Each Postgres instance's pg_stat_statements history (GET /queries?since=, slow_statement).
+  const histories = new Map<string, StatementHistory>();
   const replicaLaggingSeconds = rules.find((r) => r.name === 'replica_lag')?.warning ?? REPLICA_LAGGING_SECONDS;
   const engine = new AlertEngine(rules, {
     defaultForMs: config.alerts.forMs,
     resolveForMs: config.alerts.resolveForMs,
     hysteresis: config.alerts.hysteresis,
-    context: { pools },
+    context: { pools, statementHistory: (instance) => histories.get(instance) },
   });
   const webhook = config.alerts.webhook ? createWebhook({ ...config.alerts.webhook, logger }) : undefined;
 
@@ -50,7 +52,6 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
     void webhook?.send(t);
   };
 
-  const histories = new Map<string, StatementHistory>();
   const poller: Poller<StackSamples> = new Poller<StackSamples>(
     createSources(clients, {
       sourceTimeoutMs: config.sourceTimeoutMs,

@@ -8,6 +8,7 @@ import { usedPercent } from '../sources/disk.js';
 import type { BackupsSample } from '../sources/backups.js';
 import { clientConnections, usableConnections } from '../sources/postgres.js';
 import type { PoolScope } from '../types.js';
+import { topQueries, type StatementHistory } from '../views/queries.js';
 import { instanceLag, readRouting, replicaInstances } from '../views/replication.js';
 import type { RuleName, RuleOverride } from './names.js';
 
@@ -25,7 +26,14 @@ export interface Observation {
 export interface RuleContext {
   /** Which PgBouncer pools are whose, and the read alias (SIDECAR_READ_DATABASE). */
   pools: PoolScope;
+  /** Each Postgres instance's recent pg_stat_statements counters (slow_statement's window). */
+  statementHistory?: ((instance: string) => StatementHistory | undefined) | undefined;
 }
+
+/** slow_statement: the window its mean is taken over, the calls it needs in it, how many statements it names at most. */
+export const SLOW_STATEMENT_WINDOW_MS = 5 * 60_000;
+export const SLOW_STATEMENT_MIN_CALLS = 3;
+export const SLOW_STATEMENT_MAX = 5;
 
 export interface Rule {
   name: RuleName;
@@ -296,6 +304,29 @@ export const DEFAULT_RULES: Rule[] = [
         value: r.onPrimary ? 1 : 0,
         describe: () => `PgBouncer's read database ${r.database} points at ${r.host}, not at a replica (${replicaInstances(snap).map((i) => i.instance).join(', ')}): reads run on the primary`,
       }];
+    },
+  },
+  {
+    // A statement whose mean execution time over the last SLOW_STATEMENT_WINDOW_MS (deltas of
+    // pg_stat_statements against the sidecar's history; since the reset until the history is
+    // that old) is at or above the threshold, in ms, with at least SLOW_STATEMENT_MIN_CALLS
+    // calls in the window; the slowest SLOW_STATEMENT_MAX per instance. GET /queries?since=5m
+    // shows the same figures.
+    name: 'slow_statement',
+    warning: 500,
+    critical: 5000,
+    observe: (snap, _prev, ctx) => {
+      const now = pollSeconds(snap) * 1000;
+      return postgresInstances(snap).flatMap(({ instance, state }) => {
+        const st = state.sample?.statements;
+        if (!st || st.problem !== null) return [];
+        const top = topQueries(st, ctx.statementHistory?.(instance), { n: SLOW_STATEMENT_MAX, order: 'mean', sinceMs: SLOW_STATEMENT_WINDOW_MS, textChars: 80, minCalls: SLOW_STATEMENT_MIN_CALLS }, now);
+        return top.items.map((q): Observation => ({
+          labels: { target: instance, queryid: q.queryid, user: q.user, datname: q.datname },
+          value: q.meanExecMs,
+          describe: (v) => `statement ${q.queryid} on ${instance} (${q.user}@${q.datname}: ${q.text ?? 'text not fetched yet'}) took ${fmt(v)} ms on average over ${q.calls} calls in the last ${fmt((top.window.seconds ?? 0) / 60)} min`,
+        }));
+      });
     },
   },
   {

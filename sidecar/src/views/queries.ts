@@ -51,6 +51,8 @@ export interface QueriesRequest {
   sinceMs: number | undefined;
   /** Longest text returned per statement (characters). */
   textChars: number;
+  /** Leave out statements with fewer calls (in the window) than this (default 1). */
+  minCalls?: number;
 }
 
 export interface QueryItem {
@@ -107,7 +109,7 @@ export function topQueries(sample: StatementsSample, history: StatementHistory |
       sharedBlksHit: req.sinceMs === undefined ? s.sharedBlksHit : d('sharedBlksHit'),
       sharedBlksRead: req.sinceMs === undefined ? s.sharedBlksRead : d('sharedBlksRead'),
     };
-  }).filter((r) => r.calls > 0);
+  }).filter((r) => r.calls >= Math.max(1, req.minCalls ?? 1));
   const key = { total: 'totalExecMs', mean: 'meanExecMs', calls: 'calls', rows: 'rows' } as const;
   rows.sort((a, b) => b[key[req.order]] - a[key[req.order]] || (a.s.queryid < b.s.queryid ? -1 : 1));
   const items = rows.slice(0, req.n).map((r): QueryItem => {

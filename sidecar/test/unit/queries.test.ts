@@ -1,9 +1,13 @@
 // Query insight: the pg_stat_statements parser (columns by name), the text cache (fetched once
 // per new queryid), and /queries' top-N with windows, resets and evictions.
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_RULES } from '../../src/alerts/rules.js';
 import type { Row } from '../../src/pg-connection.js';
+import type { PostgresSample } from '../../src/sources/postgres.js';
 import { StatementTexts, collectStatements, parseStatement, statementsProblem, type StatementsSample } from '../../src/sources/statements.js';
 import { StatementHistory, topQueries, type QueriesRequest } from '../../src/views/queries.js';
+import { postgresSample } from '../fixtures/postgres.js';
+import { POOLS, snapshot, state } from '../fixtures/snapshot.js';
 
 const row = (queryid: string, calls: number, totalMs: number, extra: Row = {}): Row => ({
   queryid, userid: '10', dbid: '5', toplevel: true, usename: 'app', datname: 'app', calls: String(calls), rows: String(calls * 2),
@@ -105,5 +109,30 @@ describe('top queries', () => {
     const base = h.baseline(0)!;
     expect(base.at).toBeGreaterThanOrEqual(60 * 60_000 - 11 * 60_000);
     expect(h.baseline(60 * 60_000 - 5 * 60_000)!.at).toBe(55 * 60_000);
+  });
+});
+
+describe('slow_statement', () => {
+  const rule = DEFAULT_RULES.find((r) => r.name === 'slow_statement')!;
+  const at = (ms: number, rows: Row[]) => {
+    const snap = snapshot({ postgres: state<PostgresSample>(postgresSample({ statements: sample(rows, 1_700_000_000, { 7: 'SELECT slow FROM t WHERE id = $1' }) })) });
+    return { ...snap, lastPollAt: new Date(ms).toISOString() };
+  };
+
+  it('the mean over the last 5 minutes, from the history; too few calls in the window say nothing', () => {
+    const h = new StatementHistory();
+    const t0 = 1_800_000_000_000;
+    // Slow long ago (1,000 calls of 900 ms), fast in the window: no alert.
+    h.record(t0, sample([row('7', 1000, 900_000), row('8', 10, 10)]));
+    const fast = at(t0 + 5 * 60_000, [row('7', 1100, 900_000 + 100 * 2), row('8', 11, 11)]);
+    expect(rule.observe(fast, undefined, { pools: POOLS, statementHistory: () => h }).filter((o) => o.value >= rule.warning!)).toEqual([]);
+    // Slow in the window: 10 calls of 800 ms since the baseline.
+    const slow = at(t0 + 5 * 60_000, [row('7', 1010, 900_000 + 8000)]);
+    const obs = rule.observe(slow, undefined, { pools: POOLS, statementHistory: () => h });
+    expect(obs.map((o) => [o.labels, Math.round(o.value)])).toEqual([[{ target: 'postgres', queryid: '7', user: 'app', datname: 'app' }, 800]]);
+    expect(obs[0]!.describe(obs[0]!.value)).toBe('statement 7 on postgres (app@app: SELECT slow FROM t WHERE id = $1) took 800 ms on average over 10 calls in the last 5 min');
+    // Two calls in the window: not enough to call it slow.
+    const few = at(t0 + 5 * 60_000, [row('7', 1002, 900_000 + 8000)]);
+    expect(rule.observe(few, undefined, { pools: POOLS, statementHistory: () => h })).toEqual([]);
   });
 });
