@@ -10,9 +10,8 @@ import { healthBody, poolBody, redactHealth } from './health.js';
 import { postgresInstances, type StackSnapshot } from './snapshot.js';
 import type { PoolScope } from './types.js';
 import { QUERY_ORDERS, topQueries, type QueryOrder, type StatementHistory } from './views/queries.js';
-import { plan, planInputFromLive } from './views/plan.js';
+import { liveSettingsOf, plan, planInputFromLive } from './views/plan.js';
 import { sessionsBody } from './views/sessions.js';
-import { ADMIN_CONSOLE_DB } from './pools.js';
 
 export interface AppDeps {
   logger: Logger;
@@ -257,25 +256,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         },
       },
     }, async (req, reply) => {
-      const snap = deps.snapshot();
-      const instances = postgresInstances(snap);
-      const pg = instances[0]?.state.sample;
-      const pgb = snap.sources.pgbouncer.sample;
       const { appInstances, appPool } = req.query;
       if ((appInstances === undefined) !== (appPool === undefined)) {
         return reply.code(400).send({ error: 'Bad Request', message: 'give appInstances and appPool together' });
       }
-      const input = planInputFromLive({
-        postgres: pg && { maxConnections: pg.maxConnections, superuserReservedConnections: pg.superuserReservedConnections, reservedConnections: pg.reservedConnections },
-        pgbouncer: pgb && { maxClientConn: Number(pgb.config.max_client_conn ?? 0), databases: pgb.databases, pools: pgb.pools },
-        adminDatabase: ADMIN_CONSOLE_DB,
-        replicaHosts: instances.slice(1).map((i) => i.instance),
-        readDatabase: deps.pools.readDatabase,
-        routerOn: instances.length > 1,
-      }, appInstances !== undefined && appPool !== undefined ? { instances: appInstances, pool: appPool } : undefined);
+      const live = liveSettingsOf(deps.snapshot(), deps.pools.readDatabase);
+      const input = planInputFromLive(live, appInstances !== undefined && appPool !== undefined ? { instances: appInstances, pool: appPool } : undefined);
       if (!input) {
         void reply.code(503).header('Retry-After', retryAfter);
-        return { error: 'Service Unavailable', message: `the budget needs the live settings of PgBouncer and the primary: ${[!pgb && 'PgBouncer', !pg && 'Postgres'].filter(Boolean).join(' and ')} did not answer the last poll` };
+        return { error: 'Service Unavailable', message: `the budget needs the live settings of PgBouncer and the primary: ${[!live.pgbouncer && 'PgBouncer', !live.postgres && 'Postgres'].filter(Boolean).join(' and ')} did not answer the last poll` };
       }
       return { timestamp: now().toISOString(), ...plan(input) };
     });

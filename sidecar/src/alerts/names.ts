@@ -18,6 +18,7 @@ export const RULE_NAMES = [
   'replication_slot_inactive',
   'replica_not_streaming',
   'reads_on_primary',
+  'connection_budget',
   'slow_statement',
   'archive_failing',
   'archive_lag',

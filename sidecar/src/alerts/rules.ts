@@ -8,6 +8,7 @@ import { usedPercent } from '../sources/disk.js';
 import type { BackupsSample } from '../sources/backups.js';
 import { clientConnections, usableConnections } from '../sources/postgres.js';
 import type { PoolScope } from '../types.js';
+import { liveSettingsOf, plan, planInputFromLive } from '../views/plan.js';
 import { topQueries, type StatementHistory } from '../views/queries.js';
 import { instanceLag, readRouting, replicaInstances } from '../views/replication.js';
 import type { RuleName, RuleOverride } from './names.js';
@@ -304,6 +305,23 @@ export const DEFAULT_RULES: Rule[] = [
         value: r.onPrimary ? 1 : 0,
         describe: () => `PgBouncer's read database ${r.database} points at ${r.host}, not at a replica (${replicaInstances(snap).map((i) => i.instance).join(', ')}): reads run on the primary`,
       }];
+    },
+  },
+  {
+    // The connection budget of GET /plan on the live settings: 1 for a line that warns, 2 for a
+    // line that fails (PgBouncer may open more server connections than Postgres accepts, a pool
+    // that can never fill). One alert per line that is not PASS.
+    name: 'connection_budget',
+    warning: 1,
+    critical: 2,
+    observe: (snap, _prev, ctx) => {
+      const input = planInputFromLive(liveSettingsOf(snap, ctx.pools.readDatabase));
+      if (!input) return [];
+      return plan(input).lines.map((l): Observation => ({
+        labels: { line: l.name },
+        value: l.status === 'FAIL' ? 2 : l.status === 'WARN' ? 1 : 0,
+        describe: () => `connection budget, ${l.name}: ${l.figures}. ${l.advice}`,
+      }));
     },
   },
   {

@@ -3,6 +3,8 @@
 // accepts? Each line gives its figures, PASS/WARN/FAIL and one sentence of advice. Pure: the
 // input comes from the live snapshot (planInputFromSnapshot) or from rendered settings before a
 // deploy (the plan CLI).
+import { ADMIN_CONSOLE_DB } from '../pools.js';
+import { postgresInstances, type StackSnapshot } from '../snapshot.js';
 
 export type PlanStatus = 'PASS' | 'WARN' | 'FAIL';
 
@@ -160,5 +162,20 @@ export function planInputFromLive(live: LiveSettings, app?: PlanInput['app']): P
     direct: DIRECT_CONNECTIONS,
     consoleSlots: 2 + (live.routerOn ? 1 : 0),
     app,
+  };
+}
+
+/** The live settings in a snapshot: PgBouncer's and the primary's from the last poll. */
+export function liveSettingsOf(snap: StackSnapshot, readDatabase: string): LiveSettings {
+  const instances = postgresInstances(snap);
+  const pg = instances[0]?.state.sample;
+  const pgb = snap.sources.pgbouncer.sample;
+  return {
+    postgres: pg && { maxConnections: pg.maxConnections, superuserReservedConnections: pg.superuserReservedConnections, reservedConnections: pg.reservedConnections },
+    pgbouncer: pgb && { maxClientConn: Number(pgb.config.max_client_conn ?? 0), databases: pgb.databases, pools: pgb.pools },
+    adminDatabase: ADMIN_CONSOLE_DB,
+    replicaHosts: instances.slice(1).map((i) => i.instance),
+    readDatabase,
+    routerOn: instances.length > 1,
   };
 }

@@ -3,9 +3,11 @@
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_RULES } from '../../src/alerts/rules.js';
 import { buildApp } from '../../src/app.js';
+import type { PgBouncerSample } from '../../src/sources/pgbouncer.js';
 import { databaseCap, plan, type PlanInput } from '../../src/views/plan.js';
-import { POOLS, snapshot } from '../fixtures/snapshot.js';
+import { POOLS, snapshot, state } from '../fixtures/snapshot.js';
 
 const shipped = (over: { poolSize?: number; instances?: number; app?: PlanInput['app'] } = {}): PlanInput => ({
   postgres: { maxConnections: 100, superuserReservedConnections: 3, reservedConnections: 0 },
@@ -73,5 +75,20 @@ describe('GET /plan (live settings from the snapshot)', () => {
     const down = await appFor(snapshot({ pgbouncer: { ...snapshot().sources.pgbouncer, up: false, sample: undefined } }));
     const r = await down.inject('/plan');
     expect([r.statusCode, r.json().message]).toEqual([503, expect.stringMatching(/PgBouncer did not answer/)]);
+  });
+});
+
+describe('connection_budget alert', () => {
+  it('one observation per line, 2 for a failing one, naming its figures; nothing while PgBouncer is down', () => {
+    const rule = DEFAULT_RULES.find((r) => r.name === 'connection_budget')!;
+    const healthy = rule.observe(snapshot(), undefined, { pools: POOLS });
+    expect(healthy.map((o) => [o.labels.line, o.value])).toEqual([['server connections: PgBouncer against Postgres', 0], ['client connections: apps against PgBouncer', 0]]);
+    const pgb = snapshot().sources.pgbouncer.sample!;
+    const big = { ...pgb, databases: pgb.databases.map((d) => ({ ...d, poolSize: 100, maxConnections: 0 })) };
+    const failing = rule.observe(snapshot({ pgbouncer: state(big) }), undefined, { pools: POOLS });
+    const server = failing.find((o) => o.labels.line!.startsWith('server'))!;
+    expect(server.value).toBe(2);
+    expect(server.describe(2)).toMatch(/^connection budget, server connections: PgBouncer against Postgres: 1 × \(.*\) = \d+ ≤ .*more server connections than Postgres accepts/);
+    expect(rule.observe(snapshot({ pgbouncer: state<PgBouncerSample>(undefined, 'down') }), undefined, { pools: POOLS })).toEqual([]);
   });
 });
