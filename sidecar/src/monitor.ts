@@ -12,6 +12,7 @@ import { Poller } from './poller.js';
 import { poolScope } from './pools.js';
 import { postgresInstances, type StackSamples } from './snapshot.js';
 import type { Config } from './types.js';
+import { liveSettingsOf, plan, planInputFromLive } from './views/plan.js';
 import { StatementHistory } from './views/queries.js';
 import { REPLICA_LAGGING_SECONDS, replicasHealth } from './views/replication.js';
 
@@ -113,6 +114,11 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
     statementHistory: (instance) => histories.get(instance),
     async start() {
       await poller.start();
+      // The connection budget on the live settings, once at start (connection_budget alerts on it later).
+      const input = planInputFromLive(liveSettingsOf(poller.snapshot, pools.readDatabase));
+      for (const line of input ? plan(input).lines : []) {
+        if (line.status !== 'PASS') logger.warn({ budget: line.name, status: line.status, figures: line.figures }, `connection budget ${line.status}: ${line.name}: ${line.figures}. ${line.advice}`);
+      }
       if (config.summaryIntervalMs > 0) {
         summaryTimer = setInterval(summary, config.summaryIntervalMs);
         summaryTimer.unref();
