@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { RULE_NAMES } from './alerts/names.js';
 import { readSecret } from './secrets.js';
-import type { Config, PgTarget, PgTls, RedisTarget } from './types.js';
+import type { Config, PgTarget, PgTls, PlanSettings, RedisTarget } from './types.js';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -374,5 +374,52 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
         ? { url: c.SIDECAR_ALERT_WEBHOOK_URL, timeoutMs: c.SIDECAR_ALERT_WEBHOOK_TIMEOUT_MS, retries: c.SIDECAR_ALERT_WEBHOOK_RETRIES }
         : undefined,
     },
+  };
+}
+
+/** PLAN_* for `make plan` before a deploy (scripts/plan.sh renders them). */
+const planSchema = z.object({
+  PLAN_MAX_CONNECTIONS: wholeNumber(1, 262_143).default(100),
+  PLAN_SUPERUSER_RESERVED_CONNECTIONS: wholeNumber(0, 262_143).default(3),
+  PLAN_RESERVED_CONNECTIONS: wholeNumber(0, 262_143).default(0),
+  PLAN_DEFAULT_POOL_SIZE: wholeNumber(1, 100_000).default(25),
+  PLAN_RESERVE_POOL_SIZE: wholeNumber(0, 100_000).default(5),
+  PLAN_MAX_DB_CONNECTIONS: wholeNumber(0, 100_000).default(50),
+  PLAN_MAX_CLIENT_CONN: wholeNumber(1, 1_000_000).default(100),
+  PLAN_PGBOUNCER_INSTANCES: wholeNumber(1, 1000).default(1),
+  PLAN_PROFILES: z.string().default(''),
+  PLAN_APP_USER: z.string().min(1).default('app'),
+  PLAN_APP_READ_USER: z.string().min(1).default('app_reader'),
+  PLAN_AUTH_USER: z.string().min(1).default('pgbouncer_auth'),
+  PLAN_APP_INSTANCES: wholeNumber(1, 100_000).optional(),
+  PLAN_APP_POOL: wholeNumber(1, 100_000).optional(),
+});
+
+export function loadPlanSettings(env: NodeJS.ProcessEnv): PlanSettings {
+  const input: Record<string, string | undefined> = {};
+  const problems: string[] = [];
+  for (const key of Object.keys(planSchema.shape)) if (env[key] !== undefined) input[key] = env[key];
+  for (const key of Object.keys(env)) if (key.startsWith('PLAN_') && !(key in planSchema.shape)) problems.push(`${key}: unknown variable (known: ${Object.keys(planSchema.shape).join(', ')})`);
+  const parsed = planSchema.safeParse(input);
+  if (!parsed.success) for (const issue of parsed.error.issues) problems.push(`${String(issue.path[0])}: ${issue.message} (got ${JSON.stringify(input[String(issue.path[0])])})`);
+  if (parsed.success && (parsed.data.PLAN_APP_INSTANCES === undefined) !== (parsed.data.PLAN_APP_POOL === undefined)) {
+    problems.push('PLAN_APP_INSTANCES and PLAN_APP_POOL: give both (make plan APP_INSTANCES=6 APP_POOL=10) or neither');
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  const c = parsed.data;
+  return {
+    maxConnections: c.PLAN_MAX_CONNECTIONS,
+    superuserReservedConnections: c.PLAN_SUPERUSER_RESERVED_CONNECTIONS,
+    reservedConnections: c.PLAN_RESERVED_CONNECTIONS,
+    defaultPoolSize: c.PLAN_DEFAULT_POOL_SIZE,
+    reservePoolSize: c.PLAN_RESERVE_POOL_SIZE,
+    maxDbConnections: c.PLAN_MAX_DB_CONNECTIONS,
+    maxClientConn: c.PLAN_MAX_CLIENT_CONN,
+    pgbouncerInstances: c.PLAN_PGBOUNCER_INSTANCES,
+    replica: splitList(c.PLAN_PROFILES).includes('replica'),
+    appUser: c.PLAN_APP_USER,
+    appReadUser: c.PLAN_APP_READ_USER,
+    authUser: c.PLAN_AUTH_USER,
+    app: c.PLAN_APP_INSTANCES !== undefined && c.PLAN_APP_POOL !== undefined ? { instances: c.PLAN_APP_INSTANCES, pool: c.PLAN_APP_POOL } : undefined,
   };
 }

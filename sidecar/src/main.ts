@@ -1,12 +1,30 @@
-// The only module that touches the process: reads env, handles signals, listens.
+// The only module that touches the process: reads env, handles signals, listens. `main.js plan`
+// prints the connection budget of rendered settings (PLAN_*: scripts/plan.sh) and exits instead.
 import closeWithGrace from 'close-with-grace';
 import { HTTP_LIMITS, LISTEN_BACKLOG, buildApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, loadPlanSettings } from './config.js';
 import { createLogger } from './log.js';
 import { cachedRender } from './metrics.js';
 import { createMonitor } from './monitor.js';
 import { poolScope } from './pools.js';
 import type { Config } from './types.js';
+import { plan, planInputFromSettings } from './views/plan.js';
+
+/** `main.js plan`: one block per line of the budget; exit 1 when a line fails, 2 for bad settings. */
+function planCommand(): never {
+  try {
+    const body = plan(planInputFromSettings(loadPlanSettings(process.env)));
+    for (const l of body.lines) process.stdout.write(`${l.status.padEnd(4)}  ${l.name}\n      ${l.figures}\n      ${l.advice}\n`);
+    process.stdout.write(`${body.status}\n`);
+    process.exit(body.status === 'FAIL' ? 1 : 0);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`poolguard plan: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
 
 async function main(): Promise<void> {
   let config: Config;
@@ -58,6 +76,8 @@ async function main(): Promise<void> {
   // kernel drops other clients' SYNs too and they wait a 1 s retransmission.
   await app.listen({ host: config.host, port: config.port, backlog: LISTEN_BACKLOG });
 }
+
+if (process.argv[2] === 'plan') planCommand();
 
 main().catch((err: unknown) => {
   process.stderr.write(`poolguard-sidecar: fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

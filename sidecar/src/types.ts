@@ -82,3 +82,25 @@ export interface PoolScope {
   /** PgBouncer's [databases] alias that serves reads (SIDECAR_READ_DATABASE): its host tells where reads go. */
   readDatabase: string;
 }
+
+/**
+ * `make plan` before a deploy: the settings the stack would render (scripts/plan.sh reads them
+ * from the env file, the overrides given and the shipped defaults, and passes them as PLAN_*).
+ */
+export interface PlanSettings {
+  maxConnections: number;
+  superuserReservedConnections: number;
+  reservedConnections: number;
+  defaultPoolSize: number;
+  reservePoolSize: number;
+  maxDbConnections: number;
+  maxClientConn: number;
+  pgbouncerInstances: number;
+  /** The replica profile: the read alias may sit on the replica, and the router holds a console slot. */
+  replica: boolean;
+  appUser: string;
+  appReadUser: string;
+  authUser: string;
+  app: { instances: number; pool: number } | undefined;
+}
+

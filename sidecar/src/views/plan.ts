@@ -5,6 +5,7 @@
 // deploy (the plan CLI).
 import { ADMIN_CONSOLE_DB } from '../pools.js';
 import { postgresInstances, type StackSnapshot } from '../snapshot.js';
+import type { PlanSettings } from '../types.js';
 
 export type PlanStatus = 'PASS' | 'WARN' | 'FAIL';
 
@@ -140,6 +141,8 @@ export interface LiveSettings {
   readDatabase: string;
   /** The read router holds one console slot when the replica profile is on. */
   routerOn: boolean;
+  /** PgBouncer's auth_user: its pool in the read alias stays on the replica (on the primary the alias uses the app entry's). */
+  authUser: string | undefined;
 }
 
 /** The plan's input from live settings: users are the pools PgBouncer has now (at least one per database). */
@@ -149,8 +152,8 @@ export function planInputFromLive(live: LiveSettings, app?: PlanInput['app']): P
   const databases = live.pgbouncer.databases
     .filter((d) => d.name !== live.adminDatabase)
     .map((d): PlanDatabase => {
-      const u = users(d.name);
       const onPrimary = !live.replicaHosts.includes(d.host);
+      const u = users(d.name).filter((user) => onPrimary || user !== live.authUser);
       return {
         name: d.name, poolSize: d.poolSize, reservePool: d.reservePool, maxDbConnections: d.maxConnections,
         users: u.length > 0 ? u : ['(its first user)'], onPrimary, mayMoveToPrimary: !onPrimary && d.name === live.readDatabase,
@@ -177,5 +180,35 @@ export function liveSettingsOf(snap: StackSnapshot, readDatabase: string): LiveS
     replicaHosts: instances.slice(1).map((i) => i.instance),
     readDatabase,
     routerOn: instances.length > 1,
+    authUser: pgb?.config.auth_user,
+  };
+}
+
+/**
+ * The plan's input from rendered settings (before a deploy): the bundle's [databases] entries as
+ * pgbouncer/pgbouncer.ini and the read router write them. The app entry holds the app's pool and
+ * PgBouncer's auth pool; the read alias the read role's (and, on the replica, its own auth pool),
+ * counted against the primary: it moves there when the replica is down or behind.
+ */
+export function planInputFromSettings(s: PlanSettings): PlanInput {
+  const entry = (name: string, users: string[], onPrimary: boolean): PlanDatabase => ({
+    name, poolSize: s.defaultPoolSize, reservePool: s.reservePoolSize, maxDbConnections: s.maxDbConnections, users, onPrimary, mayMoveToPrimary: !onPrimary,
+  });
+  return {
+    postgres: { maxConnections: s.maxConnections, superuserReservedConnections: s.superuserReservedConnections, reservedConnections: s.reservedConnections },
+    pgbouncer: {
+      instances: s.pgbouncerInstances,
+      maxClientConn: s.maxClientConn,
+      databases: [
+        entry('app', [s.appUser, s.authUser], true),
+        { name: 'poolguard_probe', poolSize: 1, reservePool: s.reservePoolSize, maxDbConnections: 1, users: ['poolguard_monitor'], onPrimary: true },
+        // On the replica its auth pool is there too; moved to the primary, logins use the app
+        // entry's auth pool (auth_dbname): only the read role's pool lands on the primary.
+        entry('app_ro', [s.appReadUser], !s.replica),
+      ],
+    },
+    direct: DIRECT_CONNECTIONS,
+    consoleSlots: 2 + (s.replica ? 1 : 0),
+    app: s.app,
   };
 }

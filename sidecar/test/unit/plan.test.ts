@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_RULES } from '../../src/alerts/rules.js';
 import { buildApp } from '../../src/app.js';
 import type { PgBouncerSample } from '../../src/sources/pgbouncer.js';
-import { databaseCap, plan, type PlanInput } from '../../src/views/plan.js';
+import { loadPlanSettings } from '../../src/config.js';
+import { databaseCap, plan, planInputFromSettings, type PlanInput } from '../../src/views/plan.js';
 import { POOLS, snapshot, state } from '../fixtures/snapshot.js';
 
 const shipped = (over: { poolSize?: number; instances?: number; app?: PlanInput['app'] } = {}): PlanInput => ({
@@ -90,5 +91,27 @@ describe('connection_budget alert', () => {
     expect(server.value).toBe(2);
     expect(server.describe(2)).toMatch(/^connection budget, server connections: PgBouncer against Postgres: 1 × \(.*\) = \d+ ≤ .*more server connections than Postgres accepts/);
     expect(rule.observe(snapshot({ pgbouncer: state<PgBouncerSample>(undefined, 'down') }), undefined, { pools: POOLS })).toEqual([]);
+  });
+});
+
+describe('make plan before a deploy (PLAN_* settings)', () => {
+  const run = (env: Record<string, string>) => plan(planInputFromSettings(loadPlanSettings(env)));
+
+  it('the shipped settings pass, with the replica profile too; a default pool of 60 fails naming the inequality', () => {
+    expect(run({}).status).toBe('PASS');
+    const replica = run({ PLAN_PROFILES: 'replica', PLAN_APP_INSTANCES: '4', PLAN_APP_POOL: '20' });
+    expect(replica.status).toBe('PASS');
+    expect(replica.lines[0]!.figures).toMatch(/^1 × \(app 50 \+ poolguard_probe 1 \+ app_ro 30\) = 81 ≤/);
+    expect(replica.lines[1]!.figures).toBe('app instances 4 × app pool 20 = 80 ≤ max_client_conn 100 − console slots 3 = 97');
+    const big = run({ PLAN_DEFAULT_POOL_SIZE: '60' });
+    expect(big.status).toBe('FAIL');
+    expect(big.lines[0]).toMatchObject({ status: 'FAIL', figures: expect.stringMatching(/= 101 ≤ max_connections 100 .* = 90$/) });
+  });
+
+  it('bad settings: every problem named, nothing computed', () => {
+    expect(() => loadPlanSettings({ PLAN_DEFAULT_POOL_SIZE: 'lots', PLAN_APP_POOL: '3', PLAN_TYPO: '1' })).toThrow(
+      /PLAN_TYPO: unknown variable[\s\S]*PLAN_DEFAULT_POOL_SIZE: must be a whole number \(got "lots"\)/,
+    );
+    expect(() => loadPlanSettings({ PLAN_APP_POOL: '3' })).toThrow(/give both/);
   });
 });
