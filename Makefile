@@ -12,7 +12,7 @@ PROD         := $(COMPOSE) -f docker-compose.prod.yml --env-file $(PROD_ENV)
 env_get       = $$(source scripts/lib.sh && env_get $(ENV_FILE) $(1))
 prod_get      = $$(source scripts/lib.sh && env_get $(PROD_ENV) $(1))
 
-.PHONY: help setup env build up down ps logs health urls passwords migrate psql psql-direct pgbouncer-admin \
+.PHONY: help setup env build up down ps logs health urls passwords plan migrate psql psql-direct pgbouncer-admin \
         backup backups restore restore-check backup-bench prod-secrets prod-up prod-down prod-ps prod-logs rotate test test-unit test-e2e test-fault reliability bench lint clean
 
 help: ## List every target
@@ -49,6 +49,9 @@ urls: env ## Print DATABASE_URL, DATABASE_URL_DIRECT and REDIS_URL for an app on
 
 passwords: ## Set the dev roles' passwords in Postgres to those in .env (after editing them)
 	@scripts/passwords.sh --env-file $(ENV_FILE)
+
+plan: ## Connection budget: the running stack's, or before a deploy: APP_INSTANCES=6 APP_POOL=10 PGBOUNCER_DEFAULT_POOL_SIZE=40 (MODE=rendered)
+	@scripts/plan.sh $(ENV_FILE)
 
 migrate: ## Run the migration job again (direct URL; sees new files in migrations/sql)
 	@$(DEV) run --rm --build migrate
