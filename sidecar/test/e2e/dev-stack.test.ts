@@ -338,6 +338,21 @@ describe('day one (make targets on this stack)', () => {
     expect(d.stdout.trim()).toBe(app.user);
   });
 
+  it('make plan: the running stack passes (live); before a deploy a default pool of 60 fails, naming the inequality; half an app is refused', async () => {
+    const live = await make('plan', 'APP_INSTANCES=4', 'APP_POOL=20');
+    expect(live.code, live.stdout + live.stderr).toBe(0);
+    expect(live.stderr).toMatch(/^plan: live: the running stack's settings/m);
+    expect(live.stdout).toMatch(/^PASS  server connections: PgBouncer against Postgres\n {6}1 × \(app \d+ \+ poolguard_probe 1 \+ app_ro \d+\) = \d+ ≤ max_connections 100 − superuser_reserved 3 − reserved 0 − direct 7 /m);
+    expect(live.stdout).toContain('app instances 4 × app pool 20 = 80 ≤ max_client_conn 100 − console slots 2 = 98');
+    const big = await make('plan', 'PGBOUNCER_DEFAULT_POOL_SIZE=60');
+    expect(big.code, big.stdout + big.stderr).not.toBe(0);
+    expect(big.stderr).toMatch(/^plan: rendered: /m);
+    expect(big.stdout).toMatch(/^FAIL  server connections: PgBouncer against Postgres\n {6}1 × \(app 50 \+ poolguard_probe 1 \+ app_ro 50\) = 101 ≤ max_connections 100 .* = 90\n {6}PgBouncer may open 11 more server connections than Postgres accepts/m);
+    expect(big.stdout.trim().split('\n').at(-1)).toBe('FAIL');
+    const half = await make('plan', 'APP_INSTANCES=4');
+    expect([half.code === 0, half.stderr]).toEqual([false, expect.stringMatching(/give APP_INSTANCES and APP_POOL together/)]);
+  });
+
   it('make migrate runs a new file of the mounted migrations folder (no rebuild needed)', async () => {
     const dir = migrationsDir({ '1763856000001_slow.sql': SLOW_MIGRATION, '1763856000003_day_one.sql': '-- Up Migration\nCREATE TABLE day_one (id int);\n-- Down Migration\nDROP TABLE day_one;\n' });
     stack.writeEnv({ ...env, POOLGUARD_MIGRATIONS_DIR: dir });
