@@ -3,6 +3,7 @@
 import type { Queryable, Row } from '../pg-connection.js';
 import { nullableNum, num, str } from './columns.js';
 import { querySummary } from '../sql-redact.js';
+import { collectColumns, type ColumnRow } from './pg-columns.js';
 import { collectStatements, type StatementTexts, type StatementsSample } from './statements.js';
 
 /** Every state postgres_exporter emits (0 included). */
@@ -77,6 +78,8 @@ export interface PostgresSample {
   replication: ReplicationClient[];
   /** pg_replication_slots. */
   slots: ReplicationSlot[];
+  /** The column queries of pg-columns.ts by id (pg_stat_database, sizes, locks, bgwriter, checkpointer, largest tables). */
+  columns: Record<string, ColumnRow[]>;
   /** pg_stat_statements (when the source keeps a text cache for this instance). */
   statements?: StatementsSample;
   /** pg_postmaster_start_time(), seconds since the epoch: it moves when Postgres restarts. */
@@ -384,8 +387,9 @@ export async function collectPostgres(db: Queryable, texts?: StatementTexts): Pr
   const server = parseServer(await db.query(SQL.server));
   const replication = parseReplication(await db.query(SQL.replication));
   const slots = parseSlots(await db.query(SQL.slots));
+  const columns = await collectColumns(db);
   const statements = texts ? await collectStatements(db, texts) : undefined;
-  return { ...settings, activity, databases, idleInTransaction, sessions, oldestXactSeconds, lockWaiting, backends, ...server, replication, slots, ...(statements ? { statements } : {}) };
+  return { ...settings, activity, databases, idleInTransaction, sessions, oldestXactSeconds, lockWaiting, backends, ...server, replication, slots, columns, ...(statements ? { statements } : {}) };
 }
 
 const iso = (epochSeconds: number) => new Date(epochSeconds * 1000).toISOString();
