@@ -8,6 +8,7 @@ import { lastBackups, type BackupEntry, type BackupsSample } from './sources/bac
 import type { DiskSample } from './sources/disk.js';
 import { ACTIVITY_STATES, type ActivityGroup, type PostgresSample, type ReplicationClient, type ReplicationSlot } from './sources/postgres.js';
 import type { PoolScope } from './types.js';
+import { COLUMN_QUERIES } from './sources/pg-columns.js';
 import type { StatementCounters } from './sources/statements.js';
 import { instanceLag, readRouting } from './views/replication.js';
 
@@ -140,6 +141,44 @@ const perTopStatement = (get: (s: StatementCounters) => number) => perInstance((
 
 const POOL = ['database', 'user'];
 const DB = ['name', 'host', 'port', 'database', 'force_user', 'pool_mode'];
+
+const columnFamily = (f: ColumnFamily): Family => ({
+  name: f.name,
+  help: f.help,
+  type: f.type,
+  labels: [...(COLUMN_QUERIES.find((q) => q.id === f.query)?.labels ?? []), 'target'],
+  samples: perInstance((pg) =>
+    (pg.columns[f.query] ?? []).flatMap((r): Sample[] => (f.column in r.values ? [[{ ...r.labels }, r.values[f.column]! * (f.scale ?? 1)]] : []))),
+});
+
+/**
+ * Families read straight from a column of a pg-columns.ts query: one row each (query id, column,
+ * name, type, help, scale). Labels are the query's label columns plus `target` (the instance).
+ * A column absent from a server's view (another version) gives no series.
+ */
+interface ColumnFamily {
+  query: string;
+  column: string;
+  name: string;
+  type: 'gauge' | 'counter';
+  help: string;
+  /** Multiplies the column (e.g. 0.001 for ms to seconds); 1 when unset. */
+  scale?: number;
+}
+
+const c = (query: string, column: string, name: string, type: ColumnFamily['type'], help: string, scale?: number): ColumnFamily => ({ query, column, name, type, help, ...(scale === undefined ? {} : { scale }) });
+
+/** postgres_exporter's names for the column queries (pg_stat_database, pg_database, pg_locks, bgwriter, checkpointer, user tables). */
+export const PG_COLUMNS: readonly ColumnFamily[] = [
+  ...(['xact_commit', 'xact_rollback', 'blks_read', 'blks_hit', 'tup_returned', 'tup_fetched', 'tup_inserted', 'tup_updated', 'tup_deleted', 'conflicts', 'temp_files', 'temp_bytes', 'deadlocks'] as const).map((col) =>
+    c('stat_database', col, `pg_stat_database_${col}`, 'counter', `pg_stat_database.${col}.`)),
+  c('stat_database', 'blk_read_time', 'pg_stat_database_blk_read_time', 'counter', 'Time spent reading data file blocks by backends in this database, in milliseconds (track_io_timing).'),
+  c('stat_database', 'blk_write_time', 'pg_stat_database_blk_write_time', 'counter', 'Time spent writing data file blocks by backends in this database, in milliseconds (track_io_timing).'),
+  c('stat_database', 'stats_reset', 'pg_stat_database_stats_reset', 'counter', 'When the statistics were last reset, seconds since the epoch.'),
+  c('database', 'size_bytes', 'pg_database_size_bytes', 'gauge', 'Disk space used by the database.'),
+  c('database', 'connection_limit', 'pg_database_connection_limit', 'gauge', 'Connection limit set for the database (-1: none).'),
+  c('locks', 'count', 'pg_locks_count', 'gauge', 'Number of locks, by database and mode (every mode, 0 included).'),
+];
 
 export const FAMILIES: Family[] = [
   // ---- PgBouncer (pgbouncer_exporter names) ----
@@ -377,6 +416,8 @@ export const FAMILIES: Family[] = [
   { name: 'poolguard_polls_total', help: 'Polls completed.', type: 'counter', samples: (s) => [[{}, s.pollCount]] },
   { name: 'poolguard_probe_seconds', help: 'Round trip of SELECT 1 through PgBouncer in the last poll, seconds.', type: 'gauge', samples: (s) => (s.sources.probe.sample ? [[{}, s.sources.probe.sample.responseTimeMs / 1000]] : []) },
   { name: 'poolguard_alerts_firing', help: 'Firing alert instances per rule and severity.', type: 'gauge', labels: ['rule', 'severity'], samples: (_s, a) => a.countsByRule().map((c) => [{ rule: c.rule, severity: c.severity }, c.count]) },
+  // ---- Column families (PG_COLUMNS) ----
+  ...PG_COLUMNS.map(columnFamily),
 ];
 
 /**

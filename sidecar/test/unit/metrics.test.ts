@@ -112,3 +112,15 @@ describe('pg_stat_statements series', () => {
     expect(text).toMatch(/^pg_stat_statements_block_read_seconds_total\{.*\} 0\.0009$/m);
   });
 });
+
+describe('column families (PG_COLUMNS)', () => {
+  it('postgres_exporter names and labels from the column queries; every lock mode of every database, 0 included', async () => {
+    const text = await scrape(snapshot());
+    expect(text).toMatch(/^pg_stat_database_xact_commit\{datid="16385",datname="app",target="postgres"\} 1500$/m);
+    expect(text).toMatch(/^pg_stat_database_blk_read_time\{datid="16385",datname="app",target="postgres"\} 12\.5$/m);
+    expect(text).toMatch(/^pg_database_size_bytes\{datname="app",target="postgres"\} 8000000$/m);
+    expect(text).toMatch(/^pg_locks_count\{datname="app",mode="accesssharelock",target="postgres"\} 4$/m);
+    expect(text.split('\n').filter((l) => l.startsWith('pg_locks_count{')).length).toBe(9);
+    expect(text).toMatch(/^# TYPE pg_stat_database_xact_commit counter$/m);
+  });
+});
