@@ -9,6 +9,7 @@ import type { DiskSample } from './sources/disk.js';
 import { ACTIVITY_STATES, type ActivityGroup, type PostgresSample, type ReplicationClient, type ReplicationSlot } from './sources/postgres.js';
 import type { PoolScope } from './types.js';
 import { COLUMN_QUERIES } from './sources/pg-columns.js';
+import type { CommandStats } from './sources/redis.js';
 import type { StatementCounters } from './sources/statements.js';
 import { instanceLag, readRouting } from './views/replication.js';
 
@@ -49,6 +50,21 @@ const list = (name: string) => (snap: StackSnapshot): Sample[] => {
 };
 
 const redisField = (field: string) => (snap: StackSnapshot): Sample[] => defined([[{}, n(snap.sources.redis.sample?.info[field])]]);
+/** INFO fields with redis_exporter's names: [field, name, type, help], one row each. */
+export const REDIS_FIELDS: readonly [string, string, 'gauge' | 'counter', string][] = [
+  ['expired_keys', 'redis_expired_keys_total', 'counter', 'Keys expired.'],
+  ['rdb_last_save_time', 'redis_rdb_last_save_timestamp_seconds', 'gauge', 'When the last RDB save succeeded, seconds since the epoch.'],
+  ['rdb_changes_since_last_save', 'redis_rdb_changes_since_last_save', 'gauge', 'Changes since the last RDB save.'],
+  ['mem_fragmentation_ratio', 'redis_mem_fragmentation_ratio', 'gauge', 'used_memory_rss / used_memory.'],
+  ['total_net_input_bytes', 'redis_net_input_bytes_total', 'counter', 'Bytes received from the network.'],
+  ['total_net_output_bytes', 'redis_net_output_bytes_total', 'counter', 'Bytes sent to the network.'],
+  ['total_connections_received', 'redis_connections_received_total', 'counter', 'Connections accepted.'],
+];
+
+/** One sample per command of INFO commandstats. */
+const perCommand = (get: (c: CommandStats) => number) => (snap: StackSnapshot): Sample[] =>
+  Object.entries(snap.sources.redis.sample?.commands ?? {}).map(([cmd, st]) => [{ cmd }, get(st)]);
+
 /** 1 when an INFO status field equals `good`, 0 otherwise; absent when Redis does not report it. */
 const redisFlag = (field: string, good: string) => (snap: StackSnapshot): Sample[] => {
   const v = snap.sources.redis.sample?.info[field];
@@ -174,7 +190,6 @@ export const PG_COLUMNS: readonly ColumnFamily[] = [
     c('stat_database', col, `pg_stat_database_${col}`, 'counter', `pg_stat_database.${col}.`)),
   c('stat_database', 'blk_read_time', 'pg_stat_database_blk_read_time', 'counter', 'Time spent reading data file blocks by backends in this database, in milliseconds (track_io_timing).'),
   c('stat_database', 'blk_write_time', 'pg_stat_database_blk_write_time', 'counter', 'Time spent writing data file blocks by backends in this database, in milliseconds (track_io_timing).'),
-  c('stat_database', 'stats_reset', 'pg_stat_database_stats_reset', 'counter', 'When the statistics were last reset, seconds since the epoch.'),
   c('database', 'size_bytes', 'pg_database_size_bytes', 'gauge', 'Disk space used by the database.'),
   c('database', 'connection_limit', 'pg_database_connection_limit', 'gauge', 'Connection limit set for the database (-1: none).'),
   c('locks', 'count', 'pg_locks_count', 'gauge', 'Number of locks, by database and mode (every mode, 0 included).'),
@@ -406,6 +421,13 @@ export const FAMILIES: Family[] = [
   { name: 'redis_aof_enabled', help: '1 if AOF persistence is on.', type: 'gauge', samples: redisField('aof_enabled') },
   { name: 'redis_rdb_last_bgsave_ok', help: '1 if the last RDB save succeeded.', type: 'gauge', samples: redisFlag('rdb_last_bgsave_status', 'ok') },
   { name: 'redis_db_keys', help: 'Keys per database.', type: 'gauge', labels: ['db'], samples: (s) => Object.entries(s.sources.redis.sample?.keyspace ?? {}).map(([db, keys]) => [{ db: `db${db}` }, keys]) },
+  // INFO fields as rows of REDIS_FIELDS; keyspace and commandstats below.
+  ...REDIS_FIELDS.map(([field, name, type, help]): Family => ({ name, help, type, samples: redisField(field) })),
+  { name: 'redis_db_keys_expiring', help: 'Keys with an expiry, per database.', type: 'gauge', labels: ['db'], samples: (s) => Object.entries(s.sources.redis.sample?.expiring ?? {}).map(([db, n]) => [{ db: `db${db}` }, n]) },
+  { name: 'redis_commands_total', help: 'Calls per command (INFO commandstats).', type: 'counter', labels: ['cmd'], samples: perCommand((c) => c.calls) },
+  { name: 'redis_commands_duration_seconds_total', help: 'Time spent per command, seconds (INFO commandstats usec).', type: 'counter', labels: ['cmd'], samples: perCommand((c) => c.usec / 1e6) },
+  { name: 'redis_commands_rejected_calls_total', help: 'Calls rejected before they ran, per command.', type: 'counter', labels: ['cmd'], samples: perCommand((c) => c.rejectedCalls) },
+  { name: 'redis_commands_failed_calls_total', help: 'Calls that failed while running, per command.', type: 'counter', labels: ['cmd'], samples: perCommand((c) => c.failedCalls) },
   { name: 'redis_ping_seconds', help: 'PING round trip of the last poll, seconds.', type: 'gauge', samples: (s) => (s.sources.redis.sample ? [[{}, s.sources.redis.sample.pingMs / 1000]] : []) },
 
   // ---- The sidecar's own ----

@@ -1,7 +1,16 @@
 // Redis: PING round-trip and INFO. The INFO parser is pure.
 export interface RedisLike {
   ping(): Promise<string>;
-  info(): Promise<string>;
+  /** INFO (the default sections), or INFO of one section (commandstats is not a default one). */
+  info(...sections: string[]): Promise<string>;
+}
+
+/** INFO commandstats: one entry per command ever called. */
+export interface CommandStats {
+  calls: number;
+  usec: number;
+  rejectedCalls: number;
+  failedCalls: number;
 }
 
 export interface RedisSample {
@@ -10,11 +19,16 @@ export interface RedisSample {
   info: Record<string, string>;
   /** db index -> key count, from the Keyspace section. */
   keyspace: Record<string, number>;
+  /** db index -> keys with an expiry, from the Keyspace section. */
+  expiring: Record<string, number>;
+  /** command name (lower case, "config|get" for subcommands) -> its stats; {} when not read. */
+  commands: Record<string, CommandStats>;
 }
 
-export function parseInfo(text: string): { info: Record<string, string>; keyspace: Record<string, number> } {
+export function parseInfo(text: string): { info: Record<string, string>; keyspace: Record<string, number>; expiring: Record<string, number> } {
   const info: Record<string, string> = {};
   const keyspace: Record<string, number> = {};
+  const expiring: Record<string, number> = {};
   for (const line of text.split(/\r?\n/)) {
     if (line === '' || line.startsWith('#')) continue;
     const i = line.indexOf(':');
@@ -25,8 +39,22 @@ export function parseInfo(text: string): { info: Record<string, string>; keyspac
     const db = /^db(\d+)$/.exec(key);
     const keys = /(?:^|,)keys=(\d+)/.exec(value);
     if (db?.[1] !== undefined && keys?.[1] !== undefined) keyspace[db[1]] = Number(keys[1]);
+    const expires = /(?:^|,)expires=(\d+)/.exec(value);
+    if (db?.[1] !== undefined && expires?.[1] !== undefined) expiring[db[1]] = Number(expires[1]);
   }
-  return { info, keyspace };
+  return { info, keyspace, expiring };
+}
+
+/** INFO commandstats: "cmdstat_get:calls=2,usec=15,usec_per_call=7.50,rejected_calls=0,failed_calls=0". */
+export function parseCommandStats(text: string): Record<string, CommandStats> {
+  const out: Record<string, CommandStats> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const m = /^cmdstat_([^:]+):(.*)$/.exec(line);
+    if (!m) continue;
+    const field = (name: string) => Number(new RegExp(`(?:^|,)${name}=([\\d.]+)`).exec(m[2]!)?.[1] ?? 0);
+    out[m[1]!.toLowerCase()] = { calls: field('calls'), usec: field('usec'), rejectedCalls: field('rejected_calls'), failedCalls: field('failed_calls') };
+  }
+  return out;
 }
 
 export async function collectRedis(client: RedisLike, now: () => number = performance.now.bind(performance)): Promise<RedisSample> {
@@ -34,7 +62,8 @@ export async function collectRedis(client: RedisLike, now: () => number = perfor
   const pong = await client.ping();
   const pingMs = Math.round((now() - started) * 100) / 100;
   if (pong !== 'PONG') throw new Error(`PING answered ${JSON.stringify(pong)}`);
-  return { pingMs, ...parseInfo(await client.info()) };
+  const parsed = parseInfo(await client.info());
+  return { pingMs, ...parsed, commands: parseCommandStats(await client.info('commandstats')) };
 }
 
 /** Redis restarted between two samples when INFO's run_id changed (a new process). */

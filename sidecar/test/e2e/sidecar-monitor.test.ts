@@ -111,7 +111,7 @@ describe('sidecar monitor (integration)', () => {
     const replication = FAMILIES.map((f) => f.name).filter((n) => /replica|repl|slot|wal_receiver|replay|reads_on_primary/.test(n) && !['pg_replication_is_replica', 'pg_replication_lag_seconds'].includes(n));
     expect(backups.length).toBeGreaterThan(15);
     expect(replication.length).toBeGreaterThanOrEqual(14);
-    expect(FAMILIES.map((f) => f.name).filter((n) => !present.includes(n)).sort()).toEqual(['pg_stat_archiver_last_archive_age', ...backups, ...replication, 'redis_master_link_up', 'redis_db_keys'].sort());
+    expect(FAMILIES.map((f) => f.name).filter((n) => !present.includes(n)).sort()).toEqual(['pg_stat_archiver_last_archive_age', ...backups, ...replication, 'redis_master_link_up', 'redis_db_keys', 'redis_db_keys_expiring'].sort());
     expect(text).toMatch(/^poolguard_pg_archive_mode_on\{target="postgres"\} 0$/m);
     expect(text).toMatch(/^pgbouncer_pools_server_idle_connections\{database="app",user="pgbouncer_auth"\} \d+$/m);
     expect(text).toMatch(/^pgbouncer_databases_pool_size\{name="app",host="postgres",port="5432",database="app",force_user="",pool_mode=""\} 25$/m);

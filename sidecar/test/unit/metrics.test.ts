@@ -124,3 +124,15 @@ describe('column families (PG_COLUMNS)', () => {
     expect(text).toMatch(/^# TYPE pg_stat_database_xact_commit counter$/m);
   });
 });
+
+describe('Redis families (REDIS_FIELDS, keyspace, commandstats)', () => {
+  it('redis_exporter names: per-command calls and seconds, expiring keys per db, INFO fields', async () => {
+    const text = await scrape(snapshot());
+    expect(text).toMatch(/^redis_commands_total\{cmd="get"\} 40$/m);
+    expect(text).toMatch(/^redis_commands_duration_seconds_total\{cmd="set"\} 0\.000096$/m);
+    expect(text).toMatch(/^redis_commands_total\{cmd="config\|get"\} 2$/m);
+    expect(text).toMatch(/^redis_db_keys_expiring\{db="db0"\} 1$/m);
+    expect(text).toMatch(/^redis_rdb_changes_since_last_save 17$/m);
+    expect(text).toMatch(/^redis_mem_fragmentation_ratio 1\.25$/m);
+  });
+});
