@@ -193,6 +193,16 @@ export const PG_COLUMNS: readonly ColumnFamily[] = [
   c('database', 'size_bytes', 'pg_database_size_bytes', 'gauge', 'Disk space used by the database.'),
   c('database', 'connection_limit', 'pg_database_connection_limit', 'gauge', 'Connection limit set for the database (-1: none).'),
   c('locks', 'count', 'pg_locks_count', 'gauge', 'Number of locks, by database and mode (every mode, 0 included).'),
+  // Postgres 17: the bgwriter keeps these; checkpoints moved to pg_stat_checkpointer.
+  ...(['buffers_clean', 'maxwritten_clean', 'buffers_alloc', 'stats_reset'] as const).map((col) => c('bgwriter', col, `pg_stat_bgwriter_${col}_total`, 'counter', `pg_stat_bgwriter.${col}${col === 'stats_reset' ? ' (seconds since the epoch)' : ''}.`)),
+  ...(['num_timed', 'num_requested', 'restartpoints_timed', 'restartpoints_req', 'restartpoints_done', 'write_time', 'sync_time', 'buffers_written', 'stats_reset'] as const).map((col) =>
+    c('checkpointer', col, `pg_stat_checkpointer_${col}_total`, 'counter', `pg_stat_checkpointer.${col}${col.endsWith('_time') ? ' (milliseconds)' : col === 'stats_reset' ? ' (seconds since the epoch)' : ''}.`)),
+  // The LARGEST_TABLES user tables with the most data only: bounded whatever the schema.
+  ...(['seq_scan', 'seq_tup_read', 'idx_scan', 'idx_tup_fetch', 'n_tup_ins', 'n_tup_upd', 'n_tup_del', 'n_tup_hot_upd', 'vacuum_count', 'autovacuum_count', 'analyze_count', 'autoanalyze_count'] as const).map((col) =>
+    c('user_tables', col, `pg_stat_user_tables_${col}`, 'counter', `pg_stat_user_tables.${col} (the largest tables only).`)),
+  ...(['n_live_tup', 'n_dead_tup', 'n_mod_since_analyze', 'last_vacuum', 'last_autovacuum', 'last_analyze', 'last_autoanalyze'] as const).map((col) =>
+    c('user_tables', col, `pg_stat_user_tables_${col}`, 'gauge', `pg_stat_user_tables.${col}${col.startsWith('last_') ? ' (seconds since the epoch, 0: never)' : ''} (the largest tables only).`)),
+  c('user_tables', 'size_bytes', 'pg_stat_user_tables_size_bytes', 'gauge', 'Total disk space of the table, its indexes and TOAST (the largest tables only).'),
 ];
 
 export const FAMILIES: Family[] = [
