@@ -417,6 +417,11 @@ export function loadPlanSettings(env: NodeJS.ProcessEnv): PlanSettings {
     maxClientConn: c.PLAN_MAX_CLIENT_CONN,
     pgbouncerInstances: c.PLAN_PGBOUNCER_INSTANCES,
     replica: splitList(c.PLAN_PROFILES).includes('replica'),
+    // The probe's entry and user: the bundle's default (the one place that names them).
+    probe: (() => {
+      const u = new URL(schema.shape.SIDECAR_PROBE_URL.parse(undefined));
+      return { database: decodeURIComponent(u.pathname.slice(1)), user: decodeURIComponent(u.username) };
+    })(),
     appUser: c.PLAN_APP_USER,
     appReadUser: c.PLAN_APP_READ_USER,
     authUser: c.PLAN_AUTH_USER,

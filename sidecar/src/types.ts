@@ -98,6 +98,8 @@ export interface PlanSettings {
   pgbouncerInstances: number;
   /** The replica profile: the read alias may sit on the replica, and the router holds a console slot. */
   replica: boolean;
+  /** The sidecar's probe entry in PgBouncer and its user (pool_size 1). */
+  probe: { database: string; user: string };
   appUser: string;
   appReadUser: string;
   authUser: string;

@@ -201,7 +201,7 @@ export function planInputFromSettings(s: PlanSettings): PlanInput {
       maxClientConn: s.maxClientConn,
       databases: [
         entry('app', [s.appUser, s.authUser], true),
-        { name: 'poolguard_probe', poolSize: 1, reservePool: s.reservePoolSize, maxDbConnections: 1, users: ['poolguard_monitor'], onPrimary: true },
+        { name: s.probe.database, poolSize: 1, reservePool: s.reservePoolSize, maxDbConnections: 1, users: [s.probe.user], onPrimary: true },
         // On the replica its auth pool is there too; moved to the primary, logins use the app
         // entry's auth pool (auth_dbname): only the read role's pool lands on the primary.
         entry('app_ro', [s.appReadUser], !s.replica),
