@@ -122,8 +122,13 @@ describe('prod stack: TLS to PgBouncer', () => {
     const clients = await psql('host=pgbouncer port=6432 dbname=pgbouncer user=pgbouncer_admin sslmode=verify-full sslrootcert=/ca.crt', secrets.pgbouncer_admin_password!, 'SHOW CLIENTS');
     expect(clients.code, clients.stderr).toBe(0);
     const rows = clients.stdout.trim().split('\n');
-    expect(rows.length).toBeGreaterThanOrEqual(3); // this console session + the sidecar's console and probe
-    for (const row of rows) expect(row, row).toMatch(/\|TLSv1\.[23]\//);
+    // Every client over the network is on TLS. On PgBouncer's Unix socket (inside its own
+    // container, no network: TLS does not apply there) only the read router's console session.
+    const overTcp = rows.filter((r) => r.split('|')[5] !== 'unix');
+    const onSocket = rows.filter((r) => r.split('|')[5] === 'unix');
+    expect(overTcp.length).toBeGreaterThanOrEqual(3); // this console session + the sidecar's console and probe
+    for (const row of overTcp) expect(row, row).toMatch(/\|TLSv1\.[23]\//);
+    for (const row of onSocket) expect(row, row).toMatch(/^C\|pgbouncer_admin\|pgbouncer\|.*\|poolguard-read-router\|/);
   });
 
   it('a client without TLS is refused; a host name the certificate does not name fails verification', async () => {
