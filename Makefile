@@ -50,7 +50,7 @@ urls: env ## Print DATABASE_URL, DATABASE_URL_DIRECT and REDIS_URL for an app on
 passwords: ## Set the dev roles' passwords in Postgres to those in .env (after editing them)
 	@scripts/passwords.sh --env-file $(ENV_FILE)
 
-plan: ## Connection budget: the running stack's, or before a deploy: APP_INSTANCES=6 APP_POOL=10 PGBOUNCER_DEFAULT_POOL_SIZE=40 (MODE=rendered)
+plan: ## Connection budget: the running stack's, or before a deploy: APP_INSTANCES=6 APP_POOL=10 PGBOUNCER_DEFAULT_POOL_SIZE=40 (PLAN_MODE=rendered)
 	@scripts/plan.sh $(ENV_FILE)
 
 migrate: ## Run the migration job again (direct URL; sees new files in migrations/sql)

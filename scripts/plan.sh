@@ -10,7 +10,7 @@
 #             setting below is given: the settings PgBouncer and Postgres run with now.
 #   rendered  before a deploy ("can I scale to this?"): the settings the stack would run with,
 #             from the command line, then ENV_FILE (.env), then the shipped defaults
-#             (pgbouncer/pgbouncer.ini, postgres/postgresql.conf). MODE=rendered forces it.
+#             (pgbouncer/pgbouncer.ini, postgres/postgresql.conf). PLAN_MODE=rendered forces it.
 # Settings: PGBOUNCER_DEFAULT_POOL_SIZE PGBOUNCER_RESERVE_POOL_SIZE PGBOUNCER_MAX_DB_CONNECTIONS
 #           PGBOUNCER_MAX_CLIENT_CONN POSTGRES_MAX_CONNECTIONS COMPOSE_PROFILES PGBOUNCER_INSTANCES
 # Apps:     APP_INSTANCES and APP_POOL (both or neither): instances × each one's pool size.
@@ -38,13 +38,13 @@ ini() { awk -v k="$1" '$1==k && $2=="=" {print $3; exit}' "$2"; }
 
 given=0
 for s in "${SETTINGS[@]}"; do [ -z "${!s:-}" ] || given=1; done
-mode="${MODE:-}"
+mode="${PLAN_MODE:-}"
 port="$(env_get "$ENV_FILE" PUBLISH_SIDECAR_PORT)"; port="${port:-8787}"
 if [ -z "$mode" ]; then
   mode=rendered
   if [ "$given" = 0 ] && curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$port/readyz" 2>/dev/null; then mode=live; fi
 fi
-case "$mode" in live|rendered) ;; *) die "MODE must be live or rendered, got '$mode'" ;; esac
+case "$mode" in live|rendered) ;; *) die "PLAN_MODE must be live or rendered, got '$mode'" ;; esac
 
 print() { # the plan as JSON on stdin -> the lines, and the exit status
   # shellcheck disable=SC2016 # JavaScript, not shell
@@ -64,7 +64,7 @@ if [ "$mode" = live ]; then
   token="$(env_get "$ENV_FILE" SIDECAR_TOKEN)"
   log "live: the running stack's settings (sidecar on 127.0.0.1:$port)"
   body="$(curl -sS --max-time 5 ${token:+-H "Authorization: Bearer $token"} "http://127.0.0.1:$port/plan$query")" \
-    || die "the sidecar on 127.0.0.1:$port did not answer /plan: is the stack up (make up)? MODE=rendered plans from the settings instead"
+    || die "the sidecar on 127.0.0.1:$port did not answer /plan: is the stack up (make up)? PLAN_MODE=rendered plans from the settings instead"
   print <<<"$body"
   exit $?
 fi

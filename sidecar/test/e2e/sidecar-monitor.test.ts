@@ -109,9 +109,12 @@ describe('sidecar monitor (integration)', () => {
     // families but the two every instance has (a primary with no standby and no slot).
     const backups = FAMILIES.map((f) => f.name).filter((n) => /^(pgbackrest_|poolguard_backup_)/.test(n));
     const replication = FAMILIES.map((f) => f.name).filter((n) => /replica|repl|slot|wal_receiver|replay|reads_on_primary/.test(n) && !['pg_replication_is_replica', 'pg_replication_lag_seconds'].includes(n));
+    // No user table in this bare container's app database (no migrations ran): no pg_stat_user_tables_*.
+    const userTables = FAMILIES.map((f) => f.name).filter((n) => n.startsWith('pg_stat_user_tables_'));
+    expect(userTables.length).toBeGreaterThanOrEqual(19);
     expect(backups.length).toBeGreaterThan(15);
     expect(replication.length).toBeGreaterThanOrEqual(14);
-    expect(FAMILIES.map((f) => f.name).filter((n) => !present.includes(n)).sort()).toEqual(['pg_stat_archiver_last_archive_age', ...backups, ...replication, 'redis_master_link_up', 'redis_db_keys', 'redis_db_keys_expiring'].sort());
+    expect(FAMILIES.map((f) => f.name).filter((n) => !present.includes(n)).sort()).toEqual(['pg_stat_archiver_last_archive_age', ...backups, ...replication, 'redis_master_link_up', 'redis_db_keys', 'redis_db_keys_expiring', ...userTables].sort());
     expect(text).toMatch(/^poolguard_pg_archive_mode_on\{target="postgres"\} 0$/m);
     expect(text).toMatch(/^pgbouncer_pools_server_idle_connections\{database="app",user="pgbouncer_auth"\} \d+$/m);
     expect(text).toMatch(/^pgbouncer_databases_pool_size\{name="app",host="postgres",port="5432",database="app",force_user="",pool_mode=""\} 25$/m);
@@ -204,7 +207,7 @@ describe('sidecar monitor (integration)', () => {
         return status === 200 && body.longestIdleInTransaction?.pid === pid && body.longestIdleInTransaction.stateSeconds >= 1 ? body : undefined;
       }, 15_000, 250);
       const s = seen.value.longestIdleInTransaction;
-      expect(s).toMatchObject({ pid, usename: 'app', applicationName: 'leaky-pooled', datname: 'app', state: 'idle in transaction', clientAddr: 'local', viaPgBouncer: true });
+      expect(s).toMatchObject({ pid, usename: 'app', applicationName: 'leaky-pooled', datname: 'app', state: 'idle in transaction', viaPgBouncer: true });
       expect(s.query).toBe('SELECT pg_backend_pid() AS pid, ? AS secret');
       // The PgBouncer client behind it (SHOW CLIENTS, linked to the server holding this pid).
       expect(s.pgbouncerClient).toMatchObject({ user: 'app', database: 'app', applicationName: 'leaky-pooled', state: 'active' });
