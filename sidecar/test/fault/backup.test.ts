@@ -48,7 +48,15 @@ async function archivePushes(): Promise<number> {
   const r = await stack.exec('postgres', ['sh', '-c', 'for p in /proc/[0-9]*; do tr "\\0" " " <"$p/cmdline" 2>/dev/null; echo; done | grep -c "[a]rchive-push" || true']);
   return Number(r.stdout.trim() || 0);
 }
-async function restartPostgres(): Promise<void> {
+/**
+ * Start Postgres again after a kill -9 of its postmaster. The container exits only once tini has
+ * seen its child die and the kernel has ended the rest, which can come after the failed backup
+ * returned; `compose up --wait` on a container still going down reports "exited (137)". So wait
+ * for the container to have stopped (docker wait) first.
+ */
+async function restartPostgres(container: string): Promise<void> {
+  const stopped = await run('docker', ['wait', container], { timeoutMs: 60_000 });
+  expect(stopped.code, `the killed Postgres container ${container} did not stop: ${stopped.stderr}`).toBe(0);
   await stack.mustCompose(['up', '-d', '--no-deps', '--wait', 'postgres'], 180_000);
 }
 const pgTime = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('Z', '+00');
@@ -178,11 +186,12 @@ describe('backups and point-in-time recovery (dev file)', () => {
       return info[0]?.status?.lock?.backup?.held === true;
     }, 60_000, 200);
     await sleep(1500);
-    const { pid } = await mainPid((await stack.containers()).find((c) => c.service === 'postgres')!.id);
+    const pgContainer = (await stack.containers()).find((c) => c.service === 'postgres')!.id;
+    const { pid } = await mainPid(pgContainer);
     expect((await run('kill', ['-9', pid])).code).toBe(0);
     const killed = await backup;
     expect(killed.code, `the backup in progress failed: ${killed.stderr.slice(-400)}`).not.toBe(0);
-    await restartPostgres();
+    await restartPostgres(pgContainer);
     await load.result().catch(() => undefined); // errors while Postgres was down are expected here
     const next = await backupSh(['backup', 'full']);
     expect(next.code, next.stderr).toBe(0);
@@ -202,10 +211,11 @@ describe('backups and point-in-time recovery (dev file)', () => {
       for (let i = 0; i < 200 && seen === 0; i++) await superSql(stack, 'SELECT pg_switch_wal()').catch(() => undefined);
     })();
     await waitUntil('an archive-push process in the Postgres container', async () => (seen = await archivePushes()) > 0, 60_000, 10);
-    const { pid } = await mainPid((await stack.containers()).find((c) => c.service === 'postgres')!.id);
+    const pgContainer = (await stack.containers()).find((c) => c.service === 'postgres')!.id;
+    const { pid } = await mainPid(pgContainer);
     expect((await run('kill', ['-9', pid])).code).toBe(0);
     await switcher;
-    await restartPostgres();
+    await restartPostgres(pgContainer);
     await load.result().catch(() => undefined);
     const next = await backupSh(['backup', 'incr']);
     expect(next.code, next.stderr).toBe(0);

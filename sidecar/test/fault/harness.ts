@@ -216,8 +216,10 @@ export async function startRedisLedger(stack: Stack, opts: { clients: number; du
 export const redisText = (r: RedisLedger) =>
   `redis: ${r.check.acked} SETs acknowledged, ${r.check.lost} lost; counter ${r.check.counter} for ${r.check.incrAcked} acknowledged INCRs (${r.check.incrAttempts} attempted)`;
 
-/** Acknowledged ledger ids missing from the table (must be none), read as the superuser over the Postgres container's socket (dev and prod alike). */
-/** The acknowledged ids of a writer missing from the ledger (on the primary, or on the replica). */
+/**
+ * The acknowledged ids of a writer missing from the ledger (must be none), read as the superuser
+ * over a Postgres container's socket (dev and prod alike; the primary, or the replica).
+ */
 export async function lostInserts(stack: Stack, writer: string, acked: number[], service: 'postgres' | 'postgres-replica' = 'postgres'): Promise<number> {
   const present = new Set((await superSql(stack, `SELECT id FROM ledger WHERE writer = '${writer}'`, service)).map((r) => Number(r[0])));
   return acked.filter((id) => !present.has(id)).length;

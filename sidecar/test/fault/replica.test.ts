@@ -172,9 +172,13 @@ async function stopUnderReads(st: Stack, opts: { file: string; idBase: number; s
   // Per client: its query in flight at the stop fails; a client that failed again (its reconnect
   // or next query before the move) shows a failure beyond the ones in flight.
   const perClient = new Map<number, number>();
-  for (const f of stopFailures) perClient.set(f.client, (perClient.get(f.client) ?? 0) + 1);
-  const beyondInFlight = [...perClient.values()].reduce((n, k) => n + k - 1, 0);
-  const stopKinds = errorsText(Object.fromEntries([...new Set(stopFailures.map((f) => f.message))].map((m) => [m, stopFailures.filter((f) => f.message === m).length])));
+  const byMessage: Record<string, number> = {};
+  for (const f of stopFailures) {
+    perClient.set(f.client, (perClient.get(f.client) ?? 0) + 1);
+    byMessage[f.message] = (byMessage[f.message] ?? 0) + 1;
+  }
+  const beyondInFlight = atStop - perClient.size;
+  const stopKinds = errorsText(byMessage);
   const atReturn = load.failures.filter((f) => inReturn(f.atMs)).length;
   const elsewhere = load.failures.filter((f) => !inStop(f.atMs) && !inReturn(f.atMs));
   await waitUntil('the replica caught up', async () => (await missingOnReplica(st, writer, wrote.ackedIds)) === 0, 30_000, 500);
