@@ -6,7 +6,7 @@ import type { AlertEngine } from './alerts/engine.js';
 import { pollSeconds, polledSources, postgresInstances, type StackSnapshot } from './snapshot.js';
 import { lastBackups, type BackupEntry, type BackupsSample } from './sources/backups.js';
 import type { DiskSample } from './sources/disk.js';
-import { ACTIVITY_STATES, type ActivityGroup, type PostgresSample, type ReplicationClient, type ReplicationSlot } from './sources/postgres.js';
+import { ACTIVITY_STATES, shortVersion, type ActivityGroup, type PostgresSample, type ReplicationClient, type ReplicationSlot } from './sources/postgres.js';
 import type { PoolScope } from './types.js';
 import { COLUMN_QUERIES } from './sources/pg-columns.js';
 import type { CommandStats } from './sources/redis.js';
@@ -52,6 +52,19 @@ const list = (name: string) => (snap: StackSnapshot): Sample[] => {
 const redisField = (field: string) => (snap: StackSnapshot): Sample[] => defined([[{}, n(snap.sources.redis.sample?.info[field])]]);
 /** INFO fields with redis_exporter's names: [field, name, type, help], one row each. */
 export const REDIS_FIELDS: readonly [string, string, 'gauge' | 'counter', string][] = [
+  ['connected_clients', 'redis_connected_clients', 'gauge', 'Connected clients.'],
+  ['blocked_clients', 'redis_blocked_clients', 'gauge', 'Clients blocked on a blocking call.'],
+  ['maxclients', 'redis_config_maxclients', 'gauge', 'Config maxclients.'],
+  ['rejected_connections', 'redis_rejected_connections_total', 'counter', 'Connections rejected because of maxclients.'],
+  ['used_memory', 'redis_memory_used_bytes', 'gauge', 'Memory used.'],
+  ['maxmemory', 'redis_memory_max_bytes', 'gauge', 'Config maxmemory.'],
+  ['total_commands_processed', 'redis_commands_processed_total', 'counter', 'Commands processed.'],
+  ['keyspace_hits', 'redis_keyspace_hits_total', 'counter', 'Keyspace hits.'],
+  ['keyspace_misses', 'redis_keyspace_misses_total', 'counter', 'Keyspace misses.'],
+  ['evicted_keys', 'redis_evicted_keys_total', 'counter', 'Keys evicted because of maxmemory.'],
+  ['uptime_in_seconds', 'redis_uptime_in_seconds', 'gauge', 'Seconds since the server started.'],
+  ['connected_slaves', 'redis_connected_slaves', 'gauge', 'Connected replicas.'],
+  ['aof_enabled', 'redis_aof_enabled', 'gauge', '1 if AOF persistence is on.'],
   ['expired_keys', 'redis_expired_keys_total', 'counter', 'Keys expired.'],
   ['rdb_last_save_time', 'redis_rdb_last_save_timestamp_seconds', 'gauge', 'When the last RDB save succeeded, seconds since the epoch.'],
   ['rdb_changes_since_last_save', 'redis_rdb_changes_since_last_save', 'gauge', 'Changes since the last RDB save.'],
@@ -205,6 +218,32 @@ export const PG_COLUMNS: readonly ColumnFamily[] = [
   c('user_tables', 'size_bytes', 'pg_stat_user_tables_size_bytes', 'gauge', 'Total disk space of the table, its indexes and TOAST (the largest tables only).'),
 ];
 
+/**
+ * The settings exported as pg_settings_<key>, keyed as postgres_exporter names them (dots as
+ * underscores, `_seconds` / `_bytes` with the value converted; see exporterSetting): the ones
+ * the dashboards and the connection budget read, one row each. A key a server lacks (another
+ * version) gives no series.
+ */
+export const PG_SETTINGS: readonly string[] = [
+  // The connection budget (GET /plan).
+  'max_connections', 'superuser_reserved_connections', 'reserved_connections', 'max_wal_senders', 'max_replication_slots',
+  // Memory, planner and parallelism (Grafana dashboard 9628's settings panels).
+  'shared_buffers_bytes', 'effective_cache_size_bytes', 'maintenance_work_mem_bytes', 'work_mem_bytes', 'wal_buffers_bytes',
+  'max_wal_size_bytes', 'min_wal_size_bytes', 'random_page_cost', 'seq_page_cost', 'effective_io_concurrency', 'default_statistics_target',
+  'max_worker_processes', 'max_parallel_workers', 'max_parallel_workers_per_gather', 'max_parallel_maintenance_workers',
+  // Timeouts and switches a reviewer checks first.
+  'checkpoint_timeout_seconds', 'statement_timeout_seconds', 'idle_in_transaction_session_timeout_seconds', 'autovacuum', 'track_io_timing',
+  'hot_standby_feedback', 'pg_stat_statements_max',
+];
+
+const settingFamily = (key: string): Family => ({
+  name: `pg_settings_${key}`,
+  help: `Server setting ${key} (postgres_exporter's pg_settings conversion: time in seconds, memory in bytes, on = 1).`,
+  type: 'gauge',
+  labels: ['target'],
+  samples: perInstance((pg) => (key in pg.settings ? [[{}, pg.settings[key]!]] : [])),
+});
+
 export const FAMILIES: Family[] = [
   // ---- PgBouncer (pgbouncer_exporter names) ----
   { name: 'pgbouncer_up', help: 'The PgBouncer admin console answered the last poll (1) or not (0).', type: 'gauge', samples: (s) => [[{}, s.sources.pgbouncer.up ? 1 : 0]] },
@@ -268,8 +307,6 @@ export const FAMILIES: Family[] = [
     labels: ['datname', 'state', 'usename', 'application_name', 'target'],
     samples: perInstance((pg) => pg.activity.map((g) => [{ datname: g.datname, state: g.state, usename: g.usename, application_name: g.applicationName }, g.count])),
   },
-  { name: 'pg_settings_max_connections', help: 'Server setting max_connections.', type: 'gauge', labels: ['target'], samples: perInstance((pg) => [[{}, pg.maxConnections]]) },
-  { name: 'pg_settings_superuser_reserved_connections', help: 'Server setting superuser_reserved_connections.', type: 'gauge', labels: ['target'], samples: perInstance((pg) => [[{}, pg.superuserReservedConnections]]) },
   { name: 'pg_stat_database_numbackends', help: 'Backends connected to each database.', type: 'gauge', labels: ['datid', 'datname', 'target'], samples: perInstance((pg) => pg.backends.map((b) => [{ datid: b.datid, datname: b.datname }, b.numbackends])) },
   // Replication: postgres_exporter's collector/pg_replication.go (is_replica, lag_seconds,
   // last_replay_seconds), its pg_stat_replication query (pg_current_wal_lsn_bytes,
@@ -321,6 +358,14 @@ export const FAMILIES: Family[] = [
   { name: 'poolguard_pg_idle_in_transaction_max_seconds', help: 'Longest idle-in-transaction session, seconds.', type: 'gauge', labels: ['target'], samples: perInstance((pg) => [[{}, Math.max(0, ...pg.idleInTransaction.map((t) => t.idleSeconds))]]) },
   { name: 'poolguard_pgdata_filesystem_size_bytes', help: "Size of the filesystem holding Postgres's data directory (SIDECAR_PGDATA_PATH), bytes.", type: 'gauge', labels: ['path'], samples: pgdata((d) => d.sizeBytes) },
   { name: 'poolguard_pgdata_filesystem_avail_bytes', help: "Bytes Postgres can still write on its data directory's filesystem.", type: 'gauge', labels: ['path'], samples: pgdata((d) => d.availableBytes) },
+  { name: 'pg_static', help: 'Version string as reported by postgres.', type: 'gauge', labels: ['short_version', 'version', 'target'], samples: perInstance((pg) => [[{ short_version: shortVersion(pg.version), version: pg.versionString }, 1]]) },
+  {
+    name: 'pg_exporter_last_scrape_duration_seconds',
+    help: "Duration of the last poll of each Postgres instance, seconds (postgres_exporter's name; the dashboards' instance pickers query it).",
+    type: 'gauge',
+    labels: ['target'],
+    samples: (s) => postgresInstances(s).filter(({ state }) => state.sample).map(({ instance, state }) => [{ target: instance }, state.durationMs / 1000]),
+  },
   { name: 'pg_postmaster_start_time_seconds', help: 'Time at which the postmaster started, seconds since the epoch.', type: 'gauge', labels: ['target'], samples: perInstance((pg) => [[{}, pg.startTime]]) },
   // pg_stat_archiver, postgres_exporter's names (its counters carry no _total).
   { name: 'pg_stat_archiver_archived_count', help: 'WAL files archived successfully.', type: 'counter', labels: ['target'], samples: archiver((a) => a.archivedCount) },
@@ -415,20 +460,7 @@ export const FAMILIES: Family[] = [
       return i ? [[{ role: i.role ?? '', redis_version: i.redis_version ?? '', redis_mode: i.redis_mode ?? '', maxmemory_policy: i.maxmemory_policy ?? '' }, 1]] : [];
     },
   },
-  { name: 'redis_connected_clients', help: 'Connected clients.', type: 'gauge', samples: redisField('connected_clients') },
-  { name: 'redis_blocked_clients', help: 'Clients blocked on a blocking call.', type: 'gauge', samples: redisField('blocked_clients') },
-  { name: 'redis_config_maxclients', help: 'Config maxclients.', type: 'gauge', samples: redisField('maxclients') },
-  { name: 'redis_rejected_connections_total', help: 'Connections rejected because of maxclients.', type: 'counter', samples: redisField('rejected_connections') },
-  { name: 'redis_memory_used_bytes', help: 'Memory used.', type: 'gauge', samples: redisField('used_memory') },
-  { name: 'redis_memory_max_bytes', help: 'Config maxmemory.', type: 'gauge', samples: redisField('maxmemory') },
-  { name: 'redis_commands_processed_total', help: 'Commands processed.', type: 'counter', samples: redisField('total_commands_processed') },
-  { name: 'redis_keyspace_hits_total', help: 'Keyspace hits.', type: 'counter', samples: redisField('keyspace_hits') },
-  { name: 'redis_keyspace_misses_total', help: 'Keyspace misses.', type: 'counter', samples: redisField('keyspace_misses') },
-  { name: 'redis_evicted_keys_total', help: 'Keys evicted because of maxmemory.', type: 'counter', samples: redisField('evicted_keys') },
-  { name: 'redis_uptime_in_seconds', help: 'Seconds since the server started.', type: 'gauge', samples: redisField('uptime_in_seconds') },
-  { name: 'redis_connected_slaves', help: 'Connected replicas.', type: 'gauge', samples: redisField('connected_slaves') },
   { name: 'redis_master_link_up', help: '1 if the link to the primary is up (replicas only).', type: 'gauge', samples: redisFlag('master_link_status', 'up') },
-  { name: 'redis_aof_enabled', help: '1 if AOF persistence is on.', type: 'gauge', samples: redisField('aof_enabled') },
   { name: 'redis_rdb_last_bgsave_ok', help: '1 if the last RDB save succeeded.', type: 'gauge', samples: redisFlag('rdb_last_bgsave_status', 'ok') },
   { name: 'redis_db_keys', help: 'Keys per database.', type: 'gauge', labels: ['db'], samples: (s) => Object.entries(s.sources.redis.sample?.keyspace ?? {}).map(([db, keys]) => [{ db: `db${db}` }, keys]) },
   // INFO fields as rows of REDIS_FIELDS; keyspace and commandstats below.
@@ -450,6 +482,7 @@ export const FAMILIES: Family[] = [
   { name: 'poolguard_alerts_firing', help: 'Firing alert instances per rule and severity.', type: 'gauge', labels: ['rule', 'severity'], samples: (_s, a) => a.countsByRule().map((c) => [{ rule: c.rule, severity: c.severity }, c.count]) },
   // ---- Column families (PG_COLUMNS) ----
   ...PG_COLUMNS.map(columnFamily),
+  ...PG_SETTINGS.map(settingFamily),
 ];
 
 /**

@@ -1,7 +1,7 @@
 // The monitor: clients, poll loop, alert engine, metrics registry and the periodic summary,
 // wired together. main.ts owns the process; tests can build one against real backends.
 import type { Logger } from 'pino';
-import { Registry } from 'prom-client';
+import { Registry, collectDefaultMetrics } from 'prom-client';
 import { AlertEngine, type Transition } from './alerts/engine.js';
 import { DEFAULT_RULES, applyOverrides } from './alerts/rules.js';
 import { createWebhook } from './alerts/webhook.js';
@@ -85,6 +85,10 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
 
   const registry = new Registry();
   registerMetrics(registry, () => ({ snapshot: poller.snapshot, alerts: engine }), pools);
+  // The sidecar's own process_* and nodejs_* series (prom-client's defaults), as every Prometheus
+  // exporter serves its own: dashboard 9628's exporter panels read process_*. They are read from
+  // /proc at render time, which cachedRender does once per poll.
+  collectDefaultMetrics({ register: registry });
 
   let summaryTimer: NodeJS.Timeout | undefined;
   const summary = () => {

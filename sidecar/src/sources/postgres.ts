@@ -60,6 +60,8 @@ export interface PostgresSample {
   superuserReservedConnections: number;
   /** PG 16+: reserved_connections (for pg_use_reserved_connections); 0 before. */
   reservedConnections: number;
+  /** Numeric and boolean settings by postgres_exporter's name (exporterSetting), e.g. shared_buffers_bytes. */
+  settings: Record<string, number>;
   activity: ActivityGroup[];
   databases: string[];
   idleInTransaction: IdleInTransaction[];
@@ -84,6 +86,8 @@ export interface PostgresSample {
   statements?: StatementsSample;
   /** pg_postmaster_start_time(), seconds since the epoch: it moves when Postgres restarts. */
   startTime: number;
+  /** version(): "PostgreSQL 17.6 (Debian 17.6-1) on x86_64-pc-linux-gnu, compiled by ...". */
+  versionString: string;
   archiver: Archiver;
 }
 
@@ -168,8 +172,9 @@ export interface Archiver {
 }
 
 export const SQL = {
-  settings: `SELECT name, setting FROM pg_catalog.pg_settings
-             WHERE name IN ('max_connections', 'superuser_reserved_connections', 'reserved_connections', 'server_version')`,
+  // Every numeric and boolean setting (postgres_exporter's pg_settings_*), and the version.
+  settings: `SELECT name, setting, coalesce(unit, '') AS unit, vartype FROM pg_catalog.pg_settings
+             WHERE vartype IN ('bool', 'integer', 'real') OR name = 'server_version'`,
   activity: `SELECT coalesce(datname, '') AS datname, coalesce(state, '') AS state, coalesce(usename, '') AS usename,
                     coalesce(application_name, '') AS application_name, count(*) AS count,
                     coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)), 0)::float8 AS max_tx_seconds
@@ -216,6 +221,7 @@ export const SQL = {
                   w.status AS receiver_status, w.sender_host AS receiver_sender_host, w.slot_name AS receiver_slot_name,
                   extract(epoch FROM w.last_msg_receipt_time)::float8 AS receiver_last_msg_time,
                   extract(epoch FROM pg_catalog.pg_postmaster_start_time())::float8 AS start_time,
+                  pg_catalog.version() AS version_string,
                   pg_catalog.current_setting('archive_mode') AS archive_mode,
                   a.archived_count, a.failed_count,
                   coalesce(a.last_archived_wal, '') AS last_archived_wal, coalesce(a.last_failed_wal, '') AS last_failed_wal,
@@ -253,14 +259,50 @@ export const SQL = {
            ORDER BY slot_name`,
 } as const;
 
-export function parseSettings(rows: Row[]): Pick<PostgresSample, 'version' | 'maxConnections' | 'superuserReservedConnections' | 'reservedConnections'> {
+/** server_version as postgres_exporter's pg_static short_version: major.minor.patch ("17.6 (Debian 17.6-1)" is 17.6.0); '' when unreadable. */
+export function shortVersion(serverVersion: string): string {
+  const m = /^(\d+)(?:\.(\d+))?(?:\.(\d+))?/.exec(serverVersion.trim());
+  return m ? `${m[1]}.${m[2] ?? '0'}.${m[3] ?? '0'}` : '';
+}
+
+/** pg_settings units as postgres_exporter converts them: [suffix, factor]. -1 is kept as is. */
+const SETTING_UNITS: Record<string, readonly ['seconds' | 'bytes', number]> = {
+  us: ['seconds', 1e-6], ms: ['seconds', 1e-3], s: ['seconds', 1], min: ['seconds', 60], h: ['seconds', 3600], d: ['seconds', 86400],
+  B: ['bytes', 1], kB: ['bytes', 2 ** 10], MB: ['bytes', 2 ** 20], GB: ['bytes', 2 ** 30], TB: ['bytes', 2 ** 40],
+  '8kB': ['bytes', 2 ** 13], '16kB': ['bytes', 2 ** 14], '32kB': ['bytes', 2 ** 15], '16MB': ['bytes', 2 ** 24], '32MB': ['bytes', 2 ** 25], '64MB': ['bytes', 2 ** 26],
+};
+
+/**
+ * One pg_settings row as postgres_exporter exports it: the key is the name with dots as
+ * underscores plus `_seconds` / `_bytes` when it has a unit (value converted), bool on = 1.
+ * undefined for other types, a unit it does not know or a value that is not a number.
+ */
+export function exporterSetting(name: string, setting: string, unit: string, vartype: string): [string, number] | undefined {
+  const key = name.replaceAll('.', '_');
+  if (vartype === 'bool') return [key, setting === 'on' ? 1 : 0];
+  if (vartype !== 'integer' && vartype !== 'real') return undefined;
+  const v = Number(setting);
+  if (setting === '' || !Number.isFinite(v)) return undefined;
+  if (unit === '') return [key, v];
+  const u = SETTING_UNITS[unit];
+  if (!u) return undefined;
+  return [`${key}_${u[0]}`, v === -1 ? v : v * u[1]];
+}
+
+export function parseSettings(rows: Row[]): Pick<PostgresSample, 'version' | 'maxConnections' | 'superuserReservedConnections' | 'reservedConnections' | 'settings'> {
   const s: Record<string, string> = {};
-  for (const r of rows) s[str(r, 'name')] = str(r, 'setting');
+  const settings: Record<string, number> = {};
+  for (const r of rows) {
+    s[str(r, 'name')] = str(r, 'setting');
+    const e = exporterSetting(str(r, 'name'), str(r, 'setting'), r.unit == null ? '' : String(r.unit), r.vartype == null ? '' : String(r.vartype));
+    if (e) settings[e[0]] = e[1];
+  }
   return {
     version: s.server_version ?? '',
     maxConnections: Number(s.max_connections ?? 0),
     superuserReservedConnections: Number(s.superuser_reserved_connections ?? 0),
     reservedConnections: Number(s.reserved_connections ?? 0),
+    settings,
   };
 }
 
@@ -294,7 +336,7 @@ export function parseBackends(rows: Row[]): DatabaseBackends[] {
 
 const bool = (v: unknown) => v === true || v === 't';
 
-export function parseServer(rows: Row[]): Pick<PostgresSample, 'isReplica' | 'currentLsnBytes' | 'standby' | 'startTime' | 'archiver'> {
+export function parseServer(rows: Row[]): Pick<PostgresSample, 'isReplica' | 'currentLsnBytes' | 'standby' | 'startTime' | 'versionString' | 'archiver'> {
   const r = rows[0] ?? {};
   const isReplica = bool(r.is_replica);
   const receiverStatus = r.receiver_status;
@@ -315,6 +357,7 @@ export function parseServer(rows: Row[]): Pick<PostgresSample, 'isReplica' | 'cu
         }
       : null,
     startTime: num(r, 'start_time'),
+    versionString: str(r, 'version_string'),
     archiver: {
       mode: str(r, 'archive_mode'),
       archivedCount: num(r, 'archived_count'),

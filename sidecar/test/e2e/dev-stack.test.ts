@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, Stack, health, pgClient, pgConnectError, publish, readEnvFile, run, sleep } from './stack.js';
+import { IMAGE_TAG, ROOT, Stack, health, pgClient, pgConnectError, publish, readEnvFile, run, sleep, until } from './stack.js';
 
 const SLOW_MIGRATION = '-- Up Migration\nSELECT pg_sleep(3);\nCREATE TABLE slow_marker (id int PRIMARY KEY);\nINSERT INTO slow_marker VALUES (1);\n-- Down Migration\nDROP TABLE slow_marker;\n';
 
@@ -172,6 +172,88 @@ describe('dev stack bring-up', () => {
     expect((await pgConnectError({ port: PORTS.postgres, ...app, password: 'wrong' }))?.message).toMatch(/password authentication failed/);
   });
 });
+
+/** The sidecar's /metrics on this stack. */
+const metricsText = async () => (await fetch(`http://127.0.0.1:${PORTS.sidecar}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+/** Label names of every sample of each series name in an exposition text. */
+function seriesLabels(text: string): Map<string, Set<string>[]> {
+  const out = new Map<string, Set<string>[]>();
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? \S+$/.exec(line);
+    if (!m) continue;
+    const names = new Set([...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="(?:[^"\\]|\\.)*"/g)].map((l) => l[1]!));
+    out.set(m[1]!, [...(out.get(m[1]!) ?? []), names]);
+  }
+  return out;
+}
+
+describe('one scrape for the dashboards people use', () => {
+  interface Dashboards {
+    reasons: Record<string, string>;
+    dashboards: { id: string; source: { repo: string; path: string; commit: string }; series: { name: string; labels: string[] }[]; absent: Record<string, string> }[];
+  }
+  const facts = JSON.parse(readFileSync(join(ROOT, 'monitoring/dashboard-series.json'), 'utf8')) as Dashboards;
+
+  it("every series Grafana dashboards 9628 (both revisions) and 763 query is served with the labels they use, except those listed absent with a reason", async () => {
+    // A key with an expiry, so that redis_db_keys{db} and redis_db_keys_expiring have a database to report.
+    const set = await stack.exec('redis', ['redis-cli', '--no-auth-warning', '-a', env.REDIS_PASSWORD!, 'SET', 'poolguard:dashboard-test', '1', 'EX', '600']);
+    expect(set.stdout.trim(), set.stderr).toBe('OK');
+    let text = '';
+    await until('a poll that saw the key', async () => /^redis_db_keys_expiring\{db="db0"\} [1-9]/m.test((text = await metricsText())), 30_000);
+    const served = seriesLabels(text);
+    const report: string[] = [];
+    for (const d of facts.dashboards) {
+      expect(d.series.length, d.id).toBeGreaterThan(0);
+      for (const [name, reason] of Object.entries(d.absent)) {
+        expect(facts.reasons[reason], `${d.id}: ${name}'s reason "${reason}" is one of the reasons`).toBeDefined();
+        expect(d.series.map((s) => s.name), `${d.id}: ${name} is listed absent but the dashboard does not query it`).toContain(name);
+        expect(served.has(name), `${d.id}: ${name} is listed absent (${reason}) but /metrics serves it: take it off the list`).toBe(false);
+      }
+      const missing: string[] = [];
+      for (const s of d.series.filter((x) => !(x.name in d.absent))) {
+        const samples = served.get(s.name);
+        if (!samples) {
+          missing.push(s.name);
+          continue;
+        }
+        for (const label of s.labels) expect(samples.some((l) => l.has(label)), `${d.id}: ${s.name} has label ${label}`).toBe(true);
+      }
+      expect(missing, `${d.id} (${d.source.repo} ${d.source.path}): series neither served nor listed absent`).toEqual([]);
+      report.push(`${d.id}: ${d.series.length - Object.keys(d.absent).length} of ${d.series.length} served, ${Object.keys(d.absent).length} absent with a reason`);
+    }
+    console.log(`dashboard series: ${report.join('; ')}; /metrics: ${served.size} families with samples, ${[...served.values()].reduce((n, v) => n + v.length, 0)} series`);
+  });
+
+  it('promtool check metrics: /metrics parses; the only lint findings are the names monitoring/promtool-allowed.txt lists for compatibility', async () => {
+    const img = `poolguard/prometheus:${IMAGE_TAG}`;
+    const built = await run('docker', ['build', '-q', '-t', img, join(ROOT, 'monitoring/prometheus')], { timeoutMs: 600_000 });
+    expect(built.code, built.stderr).toBe(0);
+    const text = await metricsText();
+    const r = await run('docker', ['run', '--rm', '-i', '--network', 'none', img, 'check', 'metrics'], { input: text, timeoutMs: 60_000 });
+    // promtool: 0 clean, 3 lint findings only; anything else (1: it did not parse) fails here.
+    expect([0, 3], `promtool exited ${r.code}: ${r.stdout}${r.stderr}`).toContain(r.code);
+    const findings = `${r.stdout}\n${r.stderr}`.split('\n').map((l) => l.trim()).filter((l) => /^[a-zA-Z_:][a-zA-Z0-9_:]* /.test(l));
+    if (r.code === 3) expect(findings.length, `promtool exited 3 and printed no finding: ${r.stdout}${r.stderr}`).toBeGreaterThan(0);
+    const allowed = promtoolAllowed();
+    const unexpected = findings.filter((f) => !allowed.has(f));
+    expect(unexpected, 'lint findings not in monitoring/promtool-allowed.txt (fix the name, or list it there with why)').toEqual([]);
+    console.log(`promtool check metrics: exit ${r.code}, ${findings.length} findings, all allowed (${allowed.size} listed)`);
+  });
+});
+
+/** monitoring/promtool-allowed.txt as the lines promtool prints: "NAME MESSAGE" for each name under a [MESSAGE] heading. */
+function promtoolAllowed(): Set<string> {
+  const out = new Set<string>();
+  let message = '';
+  for (const raw of readFileSync(join(ROOT, 'monitoring/promtool-allowed.txt'), 'utf8').split('\n')) {
+    const line = raw.replace(/#.*$/, '').trim();
+    if (!line) continue;
+    const heading = /^\[(.+)\]$/.exec(line);
+    if (heading) message = heading[1]!;
+    else out.add(`${line} ${message}`);
+  }
+  return out;
+}
 
 describe('pooling limits', () => {
   it('fills max_client_conn with working clients, holds server connections to pool + reserve, refuses one more', async () => {

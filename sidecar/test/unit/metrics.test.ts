@@ -41,6 +41,12 @@ describe('metrics', () => {
       'pg_stat_activity_max_tx_duration{datname="app",state="idle in transaction",target="postgres"} 95.2',
       'pg_settings_max_connections{target="postgres"} 100',
       'pg_settings_superuser_reserved_connections{target="postgres"} 3',
+      // postgres_exporter's conversion: 16384 × 8kB in bytes, seconds, on = 1, dots as underscores.
+      'pg_settings_shared_buffers_bytes{target="postgres"} 134217728',
+      'pg_settings_checkpoint_timeout_seconds{target="postgres"} 300',
+      'pg_settings_random_page_cost{target="postgres"} 1.1',
+      'pg_settings_pg_stat_statements_max{target="postgres"} 5000',
+      'pg_static{short_version="17.6.0",version="PostgreSQL 17.6 (Debian 17.6-1) on x86_64-pc-linux-gnu, compiled by gcc (Debian 14.2.0-19) 14.2.0, 64-bit",target="postgres"} 1',
       'pg_stat_database_numbackends{datid="16384",datname="app",target="postgres"} 26',
       'pg_replication_is_replica{target="postgres"} 0',
       'pg_replication_lag_seconds{target="postgres"} 0',

@@ -12,7 +12,7 @@ import { REDACTED_ERROR, healthBody, redactHealth } from '../../src/health.js';
 import { registerMetrics } from '../../src/metrics.js';
 import { Poller } from '../../src/poller.js';
 import type { StackSnapshot } from '../../src/snapshot.js';
-import { parseReplication, parseServer, parseSlots, type PostgresSample } from '../../src/sources/postgres.js';
+import { exporterSetting, shortVersion, parseReplication, parseServer, parseSettings, parseSlots, type PostgresSample } from '../../src/sources/postgres.js';
 import { primaryWalLsn, readRouting, replicasHealth, standbyLag } from '../../src/views/replication.js';
 import { postgresSample, primaryWithStandby, replicaSample, replicaServerRow, replicationRows, slotRows } from '../fixtures/postgres.js';
 import { configProblems } from '../fixtures/config.js';
@@ -81,6 +81,25 @@ describe('config: SIDECAR_POSTGRES_REPLICA_URLS, SIDECAR_PROFILES, SIDECAR_READ_
 });
 
 describe('parsers (rows as node-postgres returns them: numeric and int8 as strings)', () => {
+  it("pg_settings as postgres_exporter names and converts them (units, -1 kept, bool, dots)", () => {
+    expect(exporterSetting('shared_buffers', '16384', '8kB', 'integer')).toEqual(['shared_buffers_bytes', 134217728]);
+    expect(exporterSetting('work_mem', '4096', 'kB', 'integer')).toEqual(['work_mem_bytes', 4194304]);
+    expect(exporterSetting('max_wal_size', '1024', 'MB', 'integer')).toEqual(['max_wal_size_bytes', 1073741824]);
+    expect(exporterSetting('statement_timeout', '1500', 'ms', 'integer')).toEqual(['statement_timeout_seconds', 1.5]);
+    expect(exporterSetting('autovacuum_naptime', '1', 'min', 'integer')).toEqual(['autovacuum_naptime_seconds', 60]);
+    expect(exporterSetting('commit_delay', '250', 'us', 'integer')).toEqual(['commit_delay_seconds', 0.00025]);
+    expect(exporterSetting('temp_file_limit', '-1', 'kB', 'integer')).toEqual(['temp_file_limit_bytes', -1]);
+    expect(exporterSetting('random_page_cost', '1.1', '', 'real')).toEqual(['random_page_cost', 1.1]);
+    expect(exporterSetting('fsync', 'on', '', 'bool')).toEqual(['fsync', 1]);
+    expect(exporterSetting('jit', 'off', '', 'bool')).toEqual(['jit', 0]);
+    expect(exporterSetting('pg_stat_statements.max', '5000', '', 'integer')).toEqual(['pg_stat_statements_max', 5000]);
+    expect(exporterSetting('server_version', '17.6', '', 'string')).toBeUndefined();
+    expect(exporterSetting('odd', '3', 'furlongs', 'integer')).toBeUndefined();
+    const s = parseSettings([{ name: 'max_connections', setting: '100', unit: null, vartype: 'integer' }, { name: 'server_version', setting: '17.6', unit: null, vartype: 'string' }]);
+    expect(s).toMatchObject({ version: '17.6', maxConnections: 100, settings: { max_connections: 100 } });
+    expect(Object.keys(s.settings)).toEqual(['max_connections']);
+    expect(['17.6 (Debian 17.6-1)', '17.6', '16.10', '18beta1', '17', 'x'].map(shortVersion)).toEqual(['17.6.0', '17.6.0', '16.10.0', '18.0.0', '17.0.0', '']);
+  });
   it('server row of a primary: current LSN, no standby side', () => {
     const s = postgresSample();
     expect([s.isReplica, s.currentLsnBytes, s.standby]).toEqual([false, 50331648, null]);
