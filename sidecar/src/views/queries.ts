@@ -55,19 +55,12 @@ export interface QueriesRequest {
   minCalls?: number;
 }
 
-export interface QueryItem {
-  queryid: string;
-  user: string;
-  datname: string;
-  calls: number;
-  rows: number;
-  totalExecMs: number;
-  meanExecMs: number;
-  /** Since the statistics' reset, whatever the window (pg_stat_statements keeps no history of it). */
-  maxExecMs: number;
-  stddevExecMs: number;
-  sharedBlksHit: number;
-  sharedBlksRead: number;
+/**
+ * A statement's figures over the window asked (the counters' deltas); maxExecMs and
+ * stddevExecMs are since the statistics' reset, whatever the window (pg_stat_statements keeps no
+ * history of them).
+ */
+export interface QueryItem extends Pick<StatementCounters, 'queryid' | 'user' | 'datname' | 'calls' | 'rows' | 'totalExecMs' | 'meanExecMs' | 'maxExecMs' | 'stddevExecMs' | 'sharedBlksHit' | 'sharedBlksRead'> {
   /** Normalised (constants are $1, $2 ...); null when not fetched yet. */
   text: string | null;
   textTruncated: boolean;

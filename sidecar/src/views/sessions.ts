@@ -15,17 +15,8 @@ export interface PgBouncerClientRef {
   state: string;
 }
 
-export interface SessionDetail {
-  pid: number;
-  usename: string;
-  applicationName: string;
-  datname: string;
-  state: string;
-  clientAddr: string;
-  xactSeconds: number | null;
-  stateSeconds: number;
-  /** Redacted (literals are "?"), at most 200 characters. */
-  query: string;
+/** A session as parsed (its query redacted, at most 200 characters) and who holds it. */
+export interface SessionDetail extends Session {
   /** The PgBouncer server connection that holds this backend, when it is one of PgBouncer's. */
   viaPgBouncer: boolean;
   /** The PgBouncer client linked to it right now (null: the server connection is idle in its pool). */
