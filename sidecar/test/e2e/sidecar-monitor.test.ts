@@ -108,7 +108,7 @@ describe('sidecar monitor (integration)', () => {
     // families (no SIDECAR_BACKUP_STATUS_PATH: backups are not watched) and the replication
     // families but the two every instance has (a primary with no standby and no slot).
     const backups = FAMILIES.map((f) => f.name).filter((n) => /^(pgbackrest_|poolguard_backup_)/.test(n));
-    const replication = FAMILIES.map((f) => f.name).filter((n) => /replica|repl|slot|wal_receiver|replay|reads_on_primary/.test(n) && !['pg_replication_is_replica', 'pg_replication_lag_seconds'].includes(n));
+    const replication = FAMILIES.map((f) => f.name).filter((n) => /replica|repl|slot|wal_receiver|replay|reads_on_primary/.test(n) && !n.startsWith('pg_settings_') && !['pg_replication_is_replica', 'pg_replication_lag_seconds'].includes(n));
     // No user table in this bare container's app database (no migrations ran): no pg_stat_user_tables_*.
     const userTables = FAMILIES.map((f) => f.name).filter((n) => n.startsWith('pg_stat_user_tables_'));
     expect(userTables.length).toBeGreaterThanOrEqual(19);
