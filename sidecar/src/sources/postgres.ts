@@ -293,8 +293,10 @@ export function parseSettings(rows: Row[]): Pick<PostgresSample, 'version' | 'ma
   const s: Record<string, string> = {};
   const settings: Record<string, number> = {};
   for (const r of rows) {
-    s[str(r, 'name')] = str(r, 'setting');
-    const e = exporterSetting(str(r, 'name'), str(r, 'setting'), r.unit == null ? '' : String(r.unit), r.vartype == null ? '' : String(r.vartype));
+    const name = str(r, 'name');
+    const setting = str(r, 'setting');
+    s[name] = setting;
+    const e = exporterSetting(name, setting, str(r, 'unit'), str(r, 'vartype'));
     if (e) settings[e[0]] = e[1];
   }
   return {
