@@ -23,6 +23,10 @@ cd "$root/sidecar"
 # Tests build and run images of their own tag, never dev's (0.1.0-dev) or prod's (0.1.0): a test
 # run leaves a user's running stacks and their images as they were.
 export POOLGUARD_IMAGE_TAG="${POOLGUARD_IMAGE_TAG:-0.1.0-test}"
+if [ "$tier" = all ] || [ "$tier" = e2e ]; then
+  # The status page's browser test drives Debian's Chromium.
+  "$root/scripts/ensure-chromium.sh"
+fi
 if [ "$tier" != unit ]; then
   "$root/scripts/cleanup-test-stacks.sh"
   "$root/scripts/prepare-build.sh"

@@ -1,17 +1,21 @@
 // buildApp(deps) wires routes to a snapshot reader. It never listens and never touches the
 // process: main.ts does that. Tests call it with fakes and use app.inject.
-import { timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import bearerAuth from '@fastify/bearer-auth';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import fastifyCookie from '@fastify/cookie';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { AlertItem } from './alerts/engine.js';
 import { healthBody, poolBody, redactHealth } from './health.js';
+import type { HistoryBody } from './history.js';
+import type { PageAssets } from './page.js';
 import { postgresInstances, type StackSnapshot } from './snapshot.js';
 import type { PoolScope } from './types.js';
 import { QUERY_ORDERS, topQueries, type QueryOrder, type StatementHistory } from './views/queries.js';
 import { liveSettingsOf, plan, planInputFromLive } from './views/plan.js';
 import { sessionsBody } from './views/sessions.js';
+import { statusBody } from './views/status.js';
 
 export interface AppDeps {
   logger: Logger;
@@ -33,6 +37,10 @@ export interface AppDeps {
   token?: string | undefined;
   /** Each Postgres instance's recent pg_stat_statements counters (GET /queries?since=); none: only since the reset. */
   statementHistory?: (instance: string) => StatementHistory | undefined;
+  /** The last hour of the figures that move (GET /history, the page's sparklines); none: an empty history. */
+  history?: { body(afterMs?: number): HistoryBody };
+  /** The status page's files (page.ts loadPage); none: GET / is a 404. */
+  page?: PageAssets;
   now?: () => Date;
   /** Connection caps and timeouts (HTTP_LIMITS unless a test narrows them). */
   limits?: HttpLimits;
@@ -147,6 +155,49 @@ function capConnections(app: FastifyInstance, limits: HttpLimits, logger: Logger
   });
 }
 
+/** The status page's session cookie: HttpOnly, SameSite=Strict, signed; its value is only an expiry time. */
+export const SESSION_COOKIE = 'poolguard_session';
+/** How long a page login lasts. */
+export const SESSION_MAX_AGE_SECONDS = 12 * 3600;
+/** Failed page logins one address may make a minute; past them POST /login answers 429. */
+export const LOGIN_FAILURES_PER_MINUTE = 10;
+
+/**
+ * The status page's headers: the page loads nothing but its own files (no inline script or style,
+ * no other origin), is never framed, and sends no referrer.
+ */
+export const PAGE_HEADERS = {
+  'content-security-policy': "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-cache',
+};
+
+/**
+ * The cookie's signing key, derived from the token (HMAC-SHA256): never the token itself, and a new
+ * token (a rotation and a restart) ends every session signed with the old one.
+ */
+const sessionSecret = (token: string) => createHmac('sha256', token).update('poolguard status page session').digest();
+
+/** Failed logins per address, counted in the current minute (bounded: a flood of addresses is forgotten). */
+function loginLimiter(perMinute: number) {
+  const failures = new Map<string, { count: number; minute: number }>();
+  const minute = () => Math.floor(Date.now() / 60_000);
+  return {
+    blocked: (ip: string) => {
+      const f = failures.get(ip);
+      return f !== undefined && f.minute === minute() && f.count >= perMinute;
+    },
+    failed: (ip: string) => {
+      if (failures.size > 4096) failures.clear();
+      const m = minute();
+      const f = failures.get(ip);
+      failures.set(ip, f && f.minute === m ? { count: f.count + 1, minute: m } : { count: 1, minute: m });
+    },
+  };
+}
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const now = deps.now ?? (() => new Date());
   const limits = deps.limits ?? HTTP_LIMITS;
@@ -192,6 +243,89 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (!healthKey) return body;
     void reply.header('Vary', 'Authorization');
     return hasToken(req.headers.authorization, healthKey) ? body : redactHealth(body);
+  });
+
+  // The status page: its files are open (they hold no figures); the figures come from /status and
+  // /history, behind the token when one is set. GET / is the page itself.
+  const page = deps.page;
+  if (page) {
+    const sendAsset = (name: string, req: FastifyRequest, reply: FastifyReply) => {
+      const asset = page.get(name);
+      if (!asset) return reply.code(404).send({ error: 'Not Found', message: `no page file ${name}` });
+      void reply.headers(PAGE_HEADERS).header('etag', asset.etag);
+      if (req.headers['if-none-match'] === asset.etag) return reply.code(304).send();
+      return reply.header('content-type', asset.contentType).send(asset.body);
+    };
+    app.get('/', async (req, reply) => sendAsset('index.html', req, reply));
+    app.get<{ Params: { name: string } }>('/page/:name', async (req, reply) => (req.params.name === 'index.html' ? reply.code(404).send({ error: 'Not Found', message: 'no page file index.html (the page is at /)' }) : sendAsset(req.params.name, req, reply)));
+  }
+
+  // The page's data, and its login: the bearer token as elsewhere, or (browsers' EventSource and
+  // fetch from a page cannot be given a header by hand) the session cookie POST /login hands out.
+  await app.register(async (scope) => {
+    const token = deps.token;
+    const key = token ? Buffer.from(token) : undefined;
+    if (token) await scope.register(fastifyCookie, { secret: sessionSecret(token), hook: 'onRequest' });
+    const hasSession = (req: FastifyRequest): boolean => {
+      const raw = req.cookies?.[SESSION_COOKIE];
+      if (raw === undefined) return false;
+      const r = req.unsignCookie(raw);
+      return r.valid && r.value !== null && /^\d+$/.test(r.value) && Number(r.value) > Date.now();
+    };
+    if (key) {
+      scope.addHook('onRequest', async (req, reply) => {
+        if (req.url.split('?')[0] === '/login' || req.url.split('?')[0] === '/logout') return;
+        if (hasToken(req.headers.authorization, key) || hasSession(req)) return;
+        req.log.warn({ path: req.url.split('?')[0], ip: req.ip, authorization: req.headers.authorization ? 'wrong token' : req.cookies?.[SESSION_COOKIE] ? 'expired or bad session' : 'missing' }, 'unauthorized request');
+        return reply.code(401).header('cache-control', 'no-store').send({ error: 'Unauthorized', login: true });
+      });
+    }
+
+    const limiter = loginLimiter(LOGIN_FAILURES_PER_MINUTE);
+    // The token in a JSON body (never a URL, never a log line): only a JSON body is parsed here, so
+    // a form on another site cannot post one (and SameSite=Strict keeps the cookie off its requests).
+    scope.post<{ Body: { token: string } }>('/login', {
+      schema: { body: { type: 'object', required: ['token'], additionalProperties: false, properties: { token: { type: 'string', minLength: 1, maxLength: 512 } } } },
+    }, async (req, reply) => {
+      void reply.header('cache-control', 'no-store');
+      if (!key) return { ok: true, auth: false };
+      if (limiter.blocked(req.ip)) {
+        return reply.code(429).header('Retry-After', '60').send({ error: 'Too Many Requests', message: `more than ${LOGIN_FAILURES_PER_MINUTE} failed logins from this address this minute: wait a minute` });
+      }
+      if (!hasToken(`Bearer ${req.body.token}`, key)) {
+        limiter.failed(req.ip);
+        req.log.warn({ ip: req.ip }, 'status page login failed: wrong token');
+        return reply.code(401).send({ error: 'Unauthorized', message: 'wrong token' });
+      }
+      const expires = Date.now() + SESSION_MAX_AGE_SECONDS * 1000;
+      void reply.setCookie(SESSION_COOKIE, String(expires), { signed: true, httpOnly: true, sameSite: 'strict', path: '/', maxAge: SESSION_MAX_AGE_SECONDS, secure: req.protocol === 'https' });
+      req.log.info({ ip: req.ip }, 'status page login');
+      return { ok: true, auth: true, expires: new Date(expires).toISOString() };
+    });
+
+    scope.post('/logout', async (_req, reply) => {
+      if (key) void reply.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'strict' });
+      return reply.header('cache-control', 'no-store').send({ ok: true });
+    });
+
+    scope.get('/status', async (_req, reply) => {
+      void reply.header('cache-control', 'no-store');
+      return statusBody(deps.snapshot(), deps.alerts(), {
+        now: now(),
+        pools: deps.pools,
+        pollIntervalMs: deps.pollIntervalMs,
+        isShuttingDown: deps.isShuttingDown(),
+        replicaLaggingSeconds: deps.replicaLaggingSeconds,
+        statementHistory: deps.statementHistory,
+      });
+    });
+
+    scope.get<{ Querystring: { after?: number } }>('/history', {
+      schema: { querystring: { type: 'object', properties: { after: { type: 'integer', minimum: 0 } } } },
+    }, async (req, reply) => {
+      void reply.header('cache-control', 'no-store');
+      return deps.history?.body(req.query.after) ?? { intervalMs: deps.pollIntervalMs, capacity: 0, windowSeconds: 0, points: 0, memoryBytes: 0, t: [], series: {} };
+    });
   });
 
   // Monitoring detail: behind the bearer token when one is configured.

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { RULE_NAMES } from './alerts/names.js';
+import { MAX_HISTORY_POINTS } from './history.js';
 import { readSecret } from './secrets.js';
 import type { Config, PgTarget, PgTls, PlanSettings, RedisTarget } from './types.js';
 
@@ -158,6 +159,8 @@ const schema = z.object({
   SIDECAR_PGDATA_PATH: z.string().regex(/^\//, 'must be an absolute path (a read-only mount of the pgdata volume)').optional(),
   // The backup service's status file (pgbackrest info and its last run), on a read-only mount.
   SIDECAR_BACKUP_STATUS_PATH: z.string().regex(/^\//, 'must be an absolute path (the backup service writes status.json on a volume mounted read-only here)').optional(),
+  // How far back the status page's sparklines and GET /history reach: one point a poll, kept in memory.
+  SIDECAR_HISTORY_SECONDS: wholeNumber(60, 86_400).default(3600),
   SIDECAR_ALERT_FOR_MS: wholeNumber(0, 86_400_000).default(15_000),
   SIDECAR_ALERT_RESOLVE_FOR_MS: wholeNumber(0, 86_400_000).default(15_000),
   SIDECAR_ALERT_HYSTERESIS: fraction.default(0.05),
@@ -343,6 +346,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       `SIDECAR_SOURCE_TIMEOUT_MS: must be below SIDECAR_POLL_INTERVAL_MS (${c.SIDECAR_SOURCE_TIMEOUT_MS} >= ${c.SIDECAR_POLL_INTERVAL_MS})`,
     ]);
   }
+  const historyPoints = Math.ceil((c.SIDECAR_HISTORY_SECONDS * 1000) / c.SIDECAR_POLL_INTERVAL_MS);
+  if (historyPoints > MAX_HISTORY_POINTS) {
+    throw new ConfigError([
+      `SIDECAR_HISTORY_SECONDS: ${c.SIDECAR_HISTORY_SECONDS} s at SIDECAR_POLL_INTERVAL_MS=${c.SIDECAR_POLL_INTERVAL_MS} is ${historyPoints} points, more than the ${MAX_HISTORY_POINTS} kept in memory: lower SIDECAR_HISTORY_SECONDS or raise SIDECAR_POLL_INTERVAL_MS`,
+    ]);
+  }
   return {
     host: c.SIDECAR_HOST,
     port: c.SIDECAR_PORT,
@@ -364,6 +373,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     token: c.SIDECAR_TOKEN,
     pgdataPath: c.SIDECAR_PGDATA_PATH,
     backupStatusPath: c.SIDECAR_BACKUP_STATUS_PATH,
+    historyPoints,
     http: { maxConnectionsPerAddress: c.SIDECAR_HTTP_MAX_CONNECTIONS_PER_ADDRESS, newConnectionsPerSecondPerAddress: c.SIDECAR_HTTP_NEW_CONNECTIONS_PER_SECOND },
     alerts: {
       forMs: c.SIDECAR_ALERT_FOR_MS,

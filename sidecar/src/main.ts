@@ -6,6 +6,7 @@ import { ConfigError, loadConfig, loadPlanSettings } from './config.js';
 import { createLogger } from './log.js';
 import { cachedRender } from './metrics.js';
 import { createMonitor } from './monitor.js';
+import { loadPage } from './page.js';
 import { poolScope } from './pools.js';
 import type { Config } from './types.js';
 import { plan, planInputFromSettings } from './views/plan.js';
@@ -52,6 +53,8 @@ async function main(): Promise<void> {
     pollIntervalMs: config.pollIntervalMs,
     replicaLaggingSeconds: monitor.replicaLaggingSeconds,
     statementHistory: monitor.statementHistory,
+    history: monitor.history,
+    page: loadPage(),
     token: config.token,
     limits: { ...HTTP_LIMITS, ...config.http },
   });

@@ -7,14 +7,16 @@ import { DEFAULT_RULES, applyOverrides } from './alerts/rules.js';
 import { createWebhook } from './alerts/webhook.js';
 import { createClients, createMoreInstances, createSources, type StackClients } from './clients.js';
 import { healthBody } from './health.js';
+import { History } from './history.js';
 import { registerMetrics } from './metrics.js';
 import { Poller } from './poller.js';
 import { poolScope } from './pools.js';
-import { postgresInstances, type StackSamples } from './snapshot.js';
+import { postgresInstances, type StackSamples, type StackSnapshot } from './snapshot.js';
 import type { Config } from './types.js';
 import { liveSettingsOf, plan, planInputFromLive } from './views/plan.js';
 import { StatementHistory } from './views/queries.js';
 import { REPLICA_LAGGING_SECONDS, replicasHealth } from './views/replication.js';
+import { historyFigures } from './views/status.js';
 
 export interface Monitor {
   poller: Poller<StackSamples>;
@@ -25,6 +27,8 @@ export interface Monitor {
   replicaLaggingSeconds: number;
   /** Each Postgres instance's recent pg_stat_statements counters (GET /queries?since=). */
   statementHistory(instance: string): StatementHistory | undefined;
+  /** The figures that move, one point a poll (GET /history, the status page). */
+  history: History;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -43,6 +47,8 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
     hysteresis: config.alerts.hysteresis,
     context: { pools, statementHistory: (instance) => histories.get(instance) },
   });
+  const history = new History(config.historyPoints, config.pollIntervalMs);
+  let previous: StackSnapshot | undefined;
   const webhook = config.alerts.webhook ? createWebhook({ ...config.alerts.webhook, logger }) : undefined;
 
   const onTransition = (t: Transition) => {
@@ -73,6 +79,8 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
         h.record(now, state.sample?.statements);
       }
       for (const t of engine.evaluate(poller.snapshot, now)) onTransition(t);
+      history.record(now, historyFigures(poller.snapshot, previous, pools, engine.firing().length));
+      previous = poller.snapshot;
     },
     onSourceError: (source, err, first) => {
       if (first) logger.warn({ source, err }, `${source} down`);
@@ -116,6 +124,7 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
     clients,
     replicaLaggingSeconds,
     statementHistory: (instance) => histories.get(instance),
+    history,
     async start() {
       await poller.start();
       // The connection budget on the live settings, once at start (connection_budget alerts on it later).

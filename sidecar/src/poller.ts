@@ -22,6 +22,8 @@ export interface SourceState<T> {
   lastRestartAt: string | null;
   /** Why the last restart was counted ("pg_postmaster_start_time moved ..."). */
   lastRestart: string | null;
+  /** Since when it is up (its first good poll in a row) or down (its first failed one); null before the first poll. */
+  since: string | null;
 }
 
 export interface SourceSpec<T> {
@@ -84,7 +86,7 @@ export interface PollerOptions {
 }
 
 function emptyState<T>(): SourceState<T> {
-  return { up: false, sample: undefined, lastPollAt: null, lastSuccessAt: null, lastError: null, durationMs: 0, consecutiveFailures: 0, errorsTotal: 0, restarts: 0, lastRestartAt: null, lastRestart: null };
+  return { up: false, sample: undefined, lastPollAt: null, lastSuccessAt: null, lastError: null, durationMs: 0, consecutiveFailures: 0, errorsTotal: 0, restarts: 0, lastRestartAt: null, lastRestart: null, since: null };
 }
 
 export class Poller<S extends Samples> {
@@ -227,14 +229,17 @@ export class Poller<S extends Samples> {
       const restart = before === undefined ? undefined : spec.restarted?.(before, sample);
       if (restart !== undefined) this.opts.onSourceRestarted?.(name, restart);
       const restarts = restart === undefined ? {} : { restarts: prev.restarts + 1, lastRestartAt: at, lastRestart: restart };
-      return { ...prev, up: true, sample, lastPollAt: at, lastSuccessAt: at, lastError: null, durationMs: this.now() - started, consecutiveFailures: 0, ...restarts };
+      const since = prev.up && prev.since !== null ? prev.since : at;
+      return { ...prev, up: true, sample, lastPollAt: at, lastSuccessAt: at, lastError: null, durationMs: this.now() - started, consecutiveFailures: 0, since, ...restarts };
     } catch (err) {
       this.opts.onSourceError?.(name, err, prev.consecutiveFailures === 0);
+      const at = new Date(this.now()).toISOString();
       return {
         ...prev,
         up: false,
         sample: undefined,
-        lastPollAt: new Date(this.now()).toISOString(),
+        since: prev.consecutiveFailures > 0 && prev.since !== null ? prev.since : at,
+        lastPollAt: at,
         lastError: describeError(err),
         durationMs: this.now() - started,
         consecutiveFailures: prev.consecutiveFailures + 1,

@@ -60,6 +60,8 @@ export interface Config {
   pgdataPath: string | undefined;
   /** The backup service's status.json (undefined: backups are not watched). */
   backupStatusPath: string | undefined;
+  /** Points of the in-memory history (SIDECAR_HISTORY_SECONDS at the poll interval; at most MAX_HISTORY_POINTS). */
+  historyPoints: number;
   alerts: {
     forMs: number;
     resolveForMs: number;

@@ -2,47 +2,32 @@
 // with testcontainers on a private network: metrics, detection of a stopped PgBouncer, the
 // pool-utilisation and leak alerts, and a wrong password.
 import pg from 'pg';
-import { GenericContainer, Network, Wait, type StartedNetwork, type StartedTestContainer } from 'testcontainers';
+import { Wait, type StartedNetwork, type StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAMILIES } from '../../src/metrics.js';
-import { image, run, sleep, until } from './stack.js';
+import { run, sleep, until } from './stack.js';
+import { PW, sidecarContainer as watchedSidecar, startBackends, type Backends } from './watched.js';
 
-const PW = {
-  postgres: 'it-postgres-pw',
-  app: 'it-app-pw',
-  monitor: 'it-monitor-pw',
-  auth: 'it-auth-pw',
-  admin: 'it-admin-pw',
-  stats: 'it-stats-pw',
-  redis: 'it-redis-pw',
-};
 const POLL_MS = 1000;
 const TIMEOUT_MS = 800;
 
+let backends: Backends;
 let network: StartedNetwork;
 let postgres: StartedTestContainer;
 let pgbouncer: StartedTestContainer;
-let redis: StartedTestContainer;
 let sidecar: StartedTestContainer;
 
 function sidecarContainer(env: Record<string, string> = {}) {
-  return new GenericContainer(image('sidecar'))
-    .withNetwork(network)
-    .withEnvironment({
-      SIDECAR_POLL_INTERVAL_MS: String(POLL_MS),
-      SIDECAR_SOURCE_TIMEOUT_MS: String(TIMEOUT_MS),
-      SIDECAR_PGBOUNCER_PASSWORD: PW.stats,
-      SIDECAR_POSTGRES_PASSWORD: PW.monitor,
-      SIDECAR_REDIS_PASSWORD: PW.redis,
-      // Any directory: its filesystem stands in for the pgdata volume the compose files mount.
-      SIDECAR_PGDATA_PATH: '/app',
-      SIDECAR_ALERT_FOR_MS: '1000',
-      SIDECAR_ALERT_RESOLVE_FOR_MS: '1000',
-      SIDECAR_ALERT_RULES: JSON.stringify({ postgres_idle_in_transaction: { warning: 2 } }),
-      ...env,
-    })
-    .withExposedPorts(8787)
-    .withWaitStrategy(Wait.forHttp('/readyz', 8787).forStatusCode(200));
+  return watchedSidecar(network, {
+    SIDECAR_POLL_INTERVAL_MS: String(POLL_MS),
+    SIDECAR_SOURCE_TIMEOUT_MS: String(TIMEOUT_MS),
+    // Any directory: its filesystem stands in for the pgdata volume the compose files mount.
+    SIDECAR_PGDATA_PATH: '/app',
+    SIDECAR_ALERT_FOR_MS: '1000',
+    SIDECAR_ALERT_RESOLVE_FOR_MS: '1000',
+    SIDECAR_ALERT_RULES: JSON.stringify({ postgres_idle_in_transaction: { warning: 2 } }),
+    ...env,
+  });
 }
 
 const url = (c: StartedTestContainer, path: string) => `http://${c.getHost()}:${c.getMappedPort(8787)}${path}`;
@@ -60,42 +45,14 @@ const pooled = (extra: pg.ClientConfig = {}) => {
 };
 
 beforeAll(async () => {
-  network = await new Network().start();
-  postgres = await new GenericContainer(image('postgres'))
-    .withNetwork(network)
-    .withNetworkAliases('postgres')
-    .withEnvironment({ POSTGRES_PASSWORD: PW.postgres, APP_PASSWORD: PW.app, MONITOR_PASSWORD: PW.monitor, PGBOUNCER_AUTH_PASSWORD: PW.auth })
-    .withExposedPorts(5432)
-    .withWaitStrategy(Wait.forHealthCheck())
-    .withStartupTimeout(120_000)
-    .start();
-  [pgbouncer, redis] = await Promise.all([
-    new GenericContainer(image('pgbouncer'))
-      .withNetwork(network)
-      .withNetworkAliases('pgbouncer')
-      .withEnvironment({
-        PGBOUNCER_AUTH_PASSWORD: PW.auth,
-        PGBOUNCER_ADMIN_PASSWORD: PW.admin,
-        PGBOUNCER_STATS_PASSWORD: PW.stats,
-        // Idle server connections above min_pool_size close quickly, so utilisation falls back.
-        PGBOUNCER_SERVER_IDLE_TIMEOUT: '2',
-      })
-      .withExposedPorts(6432)
-      .withWaitStrategy(Wait.forHealthCheck())
-      .start(),
-    new GenericContainer(image('redis'))
-      .withNetwork(network)
-      .withNetworkAliases('redis')
-      .withEnvironment({ REDIS_PASSWORD: PW.redis })
-      .withWaitStrategy(Wait.forHealthCheck())
-      .start(),
-  ]);
+  backends = await startBackends();
+  ({ network, postgres, pgbouncer } = backends);
   sidecar = await sidecarContainer().start();
 });
 
 afterAll(async () => {
-  for (const c of [sidecar, pgbouncer, redis, postgres]) await c?.stop().catch(() => undefined);
-  await network?.stop().catch(() => undefined);
+  await sidecar?.stop().catch(() => undefined);
+  await backends?.stop();
 });
 
 describe('sidecar monitor (integration)', () => {
