@@ -114,14 +114,20 @@ async function startReads(st: Stack, name: string, clients: number, durationMs: 
 }
 
 /** The read router's switches since `since` (epoch ms), from its log lines in a stack's PgBouncer container. */
-async function switches(st: Stack, since: number): Promise<{ atMs: number; to: string; reason: string }[]> {
+/** The read router's log lines (PgBouncer's container) from a second before `since`. */
+async function routerLines(st: Stack, since: number): Promise<string[]> {
   const id = (await st.containers()).find((c) => c.service === 'pgbouncer')!.id;
   const logs = await run('docker', ['logs', '--since', new Date(since - 1000).toISOString(), id]);
   // The router never died and restarted meanwhile (it would forget its state).
   expect(logs.stdout + logs.stderr).not.toMatch(/read-router exited|unbound variable|command not found/);
-  return [...(logs.stdout + logs.stderr).matchAll(/^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3}) UTC \[read-router\] \S+ -> (\w+): (.*)$/gm)]
-    .map((m) => ({ atMs: Date.parse(`${m[1]}T${m[2]}Z`), to: m[3]!, reason: m[4]! }))
-    .filter((w) => w.atMs >= since);
+  return (logs.stdout + logs.stderr).split('\n').filter((l) => l.includes('[read-router]'));
+}
+
+async function switches(st: Stack, since: number): Promise<{ atMs: number; to: string; reason: string }[]> {
+  return (await routerLines(st, since)).flatMap((l) => {
+    const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3}) UTC \[read-router\] \S+ -> (\w+): (.*)$/.exec(l);
+    return m ? [{ atMs: Date.parse(`${m[1]}T${m[2]}Z`), to: m[3]!, reason: m[4]! }] : [];
+  }).filter((w) => w.atMs >= since);
 }
 
 /** The first 100 ms bucket at or after `from` in which `who` answered and the other did not. */
@@ -193,7 +199,9 @@ async function stopUnderReads(st: Stack, opts: { file: string; idBase: number; s
   // Only what was in flight fails at the stop: each client has at most one transaction in
   // flight, so no more failures than clients (before the router held new queries while it moved
   // the alias, reconnects failed too: 26 to 231 failed reads).
-  expect(atStop, `failed reads at the stop: ${stopKinds}`).toBeLessThanOrEqual(50);
+  // On failure, the router's own account of the switch (a PAUSE that failed, a check that hung).
+  const routerSaid = atStop > 50 ? (await routerLines(st, tStop - 1000)).filter((l) => Date.parse(`${l.slice(0, 10)}T${l.slice(11, 23)}Z`) <= away.atMs + 1000).join('\n') : '';
+  expect(atStop, `failed reads at the stop: ${stopKinds}\nthe router's log around it:\n${routerSaid}`).toBeLessThanOrEqual(50);
   // The move back waited out the hysteresis (nothing made the router skip it).
   expect(back.atMs - tStart).toBeGreaterThanOrEqual(RETURN_AFTER_S * 1000);
   expect(back.reason).toMatch(new RegExp(`<= 1 s for ${RETURN_AFTER_S} s$`));
