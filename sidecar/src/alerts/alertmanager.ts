@@ -35,12 +35,12 @@ export interface PostableAlert {
 }
 
 /**
- * The labels Alertmanager groups and routes on: alertname, severity (lower case, as rule files
- * write it), the alert's own labels, and source="poolguard-sidecar" (monitoring/alerts.yml's
- * rules carry source="poolguard-prometheus": an Alertmanager route can tell the two paths apart).
+ * The labels Alertmanager groups and routes on: alertname, severity (WARNING or CRITICAL, as
+ * monitoring/alerts.yml's rules write it), the alert's own labels, and source="poolguard-sidecar"
+ * (the rule files' alerts carry no source label: an Alertmanager route can tell the paths apart).
  */
 export function alertLabels(a: Pick<AlertItem, 'name' | 'severity' | 'labels'>): Record<string, string> {
-  return { ...a.labels, alertname: a.name, severity: a.severity.toLowerCase(), source: 'poolguard-sidecar' };
+  return { ...a.labels, alertname: a.name, severity: a.severity, source: 'poolguard-sidecar' };
 }
 
 export function postable(a: AlertItem, endsAt: Date, generatorURL: string): PostableAlert {

@@ -39,7 +39,7 @@ describe('alerts to Alertmanager (API v2)', () => {
     expect(posts).toEqual([{
       path: '/api/v2/alerts',
       body: [{
-        labels: { alertname: 'pgbouncer_clients_waiting', severity: 'critical', source: 'poolguard-sidecar', database: 'app', user: 'app' },
+        labels: { alertname: 'pgbouncer_clients_waiting', severity: 'CRITICAL', source: 'poolguard-sidecar', database: 'app', user: 'app' },
         annotations: { summary: '7 clients wait in app/app', value: '7', threshold: '5' },
         startsAt: '2026-01-01T00:00:00.000Z',
         endsAt: new Date(NOW.getTime() + ENDS_AFTER_RESENDS * 60_000).toISOString(),
@@ -53,8 +53,8 @@ describe('alerts to Alertmanager (API v2)', () => {
     const am = delivery(`${url}/`);
     await am.transition({ kind: 'resolved', alert: ALERT }, NOW);
     await am.transition({ kind: 'severity_changed', alert: ALERT, previousSeverity: 'WARNING' }, NOW);
-    expect(posts[0]!.body.map((a) => [a.labels.severity, a.endsAt])).toEqual([['critical', NOW.toISOString()]]);
-    expect(posts[1]!.body.map((a) => [a.labels.severity, a.endsAt === NOW.toISOString() ? 'now' : 'ahead'])).toEqual([['critical', 'ahead'], ['warning', 'now']]);
+    expect(posts[0]!.body.map((a) => [a.labels.severity, a.endsAt])).toEqual([['CRITICAL', NOW.toISOString()]]);
+    expect(posts[1]!.body.map((a) => [a.labels.severity, a.endsAt === NOW.toISOString() ? 'now' : 'ahead'])).toEqual([['CRITICAL', 'ahead'], ['WARNING', 'now']]);
   });
 
   it('resend: every firing alert again in one post; nothing to send posts nothing', async () => {
@@ -79,8 +79,8 @@ describe('alerts to Alertmanager (API v2)', () => {
     expect(await dead.transition({ kind: 'firing', alert: ALERT }, NOW)).toBe(false);
   });
 
-  it('labels: lower-case severity and the sidecar as source, whatever the alert carries', () => {
-    expect(alertLabels({ name: 'x', severity: 'WARNING', labels: { target: 'postgres' } })).toEqual({ target: 'postgres', alertname: 'x', severity: 'warning', source: 'poolguard-sidecar' });
+  it('labels: the severity as the rule files write it and the sidecar as source, whatever the alert carries', () => {
+    expect(alertLabels({ name: 'x', severity: 'WARNING', labels: { target: 'postgres', severity: 'bogus' } })).toEqual({ target: 'postgres', alertname: 'x', severity: 'WARNING', source: 'poolguard-sidecar' });
   });
 
   it('configuration: off by default; SIDECAR_ALERTMANAGER_URL turns it on with the webhook timeout and retries', () => {
