@@ -254,6 +254,7 @@ const RULE_VALUES: [name: string, rule: string, labels: string[], scale: number,
   ['poolguard_pg_slow_statement_mean_seconds', 'slow_statement', ['target', 'queryid', 'user', 'datname'], 1 / 1000, "Mean execution time over the last 5 min of each instance's 5 slowest statements by mean (at least 3 calls in the window; the sidecar's history of pg_stat_statements), seconds."],
   ['poolguard_pg_archive_failing', 'archive_failing', [], 1, "1 while the archiver's latest attempt failed (pg_stat_archiver last_failed_time after last_archived_time); absent with archive_mode off."],
   ['poolguard_backup_wal_dropped', 'wal_dropped', ['stanza'], 1, 'WAL missing from the backup repository: 1 while a gap is open or for 15 min after the backup service found one.'],
+  ['poolguard_backup_overdue_seconds', 'backup_overdue', ['stanza'], 1, "How late the newest backup is against the backup service's schedule (the shorter of BACKUP_DIFF_EVERY and BACKUP_FULL_EVERY; before the first one, its first-full delay), seconds; 0 when on time."],
 ];
 
 const ruleValueFamily = ([name, rule, labels, scale, help]: (typeof RULE_VALUES)[number]): Family => ({

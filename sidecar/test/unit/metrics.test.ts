@@ -152,6 +152,7 @@ describe('rule value families: what a sidecar rule sees, for monitoring/alerts.y
     for (const l of budget) expect(l).toMatch(/^poolguard_connection_budget_status\{line="[^"]+"\} [012]$/);
     expect(text).toMatch(/^poolguard_pg_archive_failing [01]$/m);
     expect(text).toMatch(/^poolguard_backup_wal_dropped\{stanza="poolguard"\} [01]$/m);
+    expect(text).toMatch(/^poolguard_backup_overdue_seconds\{stanza="poolguard"\} [\d.e+]+$/m);
     // Without a history the rule's window is "since the reset": the fixture's statements, in seconds.
     const slow = text.split('\n').filter((l) => l.startsWith('poolguard_pg_slow_statement_mean_seconds{'));
     expect(slow.length).toBeGreaterThan(0);
