@@ -30,7 +30,7 @@ build: setup env ## Build every dev image (postgres, pgbouncer, redis, migrate, 
 
 up: setup env ## Dev stack: check, build, start; exit 0 only when /health is 200 (says why not)
 	@scripts/up.sh dev --env-file $(ENV_FILE)
-	@echo "sidecar: curl -s http://127.0.0.1:$$(p=$(call env_get,PUBLISH_SIDECAR_PORT); echo $${p:-8787})/health   app URLs: make urls"
+	@echo "status page: http://127.0.0.1:$$(p=$(call env_get,PUBLISH_SIDECAR_PORT); echo $${p:-8787})/   health: curl -s http://127.0.0.1:$$(p=$(call env_get,PUBLISH_SIDECAR_PORT); echo $${p:-8787})/health   app URLs: make urls"
 
 down: ## Stop the dev stack (keeps the data volumes)
 	@$(DEV) down

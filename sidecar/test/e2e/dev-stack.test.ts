@@ -131,6 +131,26 @@ describe('dev stack bring-up', () => {
     expect(body.redis).toMatchObject({ available: true, connected: true, status: 'ready', lastError: null });
   });
 
+  it('the status page and its data are open without a token (dev), like /health; /history keeps an hour at the poll interval', async () => {
+    const base = `http://127.0.0.1:${PORTS.sidecar}`;
+    const page = await fetch(`${base}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toMatch(/^default-src 'self'/);
+    expect(await page.text()).toContain('<script type="module" src="/page/status.js"></script>');
+    const status = (await (await fetch(`${base}/status`)).json()) as { healthy: boolean; cards: { id: string; state: string }[] };
+    expect(status.healthy).toBe(true);
+    expect(status.cards.map((c) => c.id)).toEqual(expect.arrayContaining(['pgbouncer', 'probe', 'postgres', 'redis']));
+    const history = (await (await fetch(`${base}/history`)).json()) as { intervalMs: number; capacity: number; windowSeconds: number; points: number; memoryBytes: number; series: Record<string, unknown[]> };
+    // SIDECAR_HISTORY_SECONDS 3600 (the default) at this stack's poll interval.
+    expect(history).toMatchObject({ capacity: 3_600_000 / history.intervalMs, windowSeconds: 3600 });
+    expect(history.points).toBeGreaterThan(0);
+    const series = Object.keys(history.series).length;
+    expect(series).toBeGreaterThanOrEqual(10);
+    // Every array is allocated whole: this is its memory at one hour too.
+    expect(history.memoryBytes).toBe(history.capacity * 8 * (series + 1));
+    console.log(`status page: /history holds ${series} series, ${history.memoryBytes} bytes for an hour at ${history.intervalMs} ms (${720 * 8 * (series + 1)} at the default 5 s)`);
+  });
+
   it('the stats user cannot run admin commands, the app role cannot log into the console', async () => {
     const stats = await pgClient({ port: PORTS.pgbouncer, user: env.PGBOUNCER_STATS_USER!, password: env.PGBOUNCER_STATS_PASSWORD!, database: 'pgbouncer' });
     try {

@@ -240,6 +240,24 @@ describe('prod stack', () => {
     expect(rules.flatMap((g) => g.rules).every((r) => r.health === 'ok')).toBe(true);
   });
 
+  it('the status page: served with its CSP; its data needs the token or a session; with it, a card for every service the stack watches', async () => {
+    const base = `http://127.0.0.1:${SIDECAR_PORT}`;
+    const page = await fetch(`${base}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toMatch(/^default-src 'self'/);
+    expect((await fetch(`${base}/status`)).status).toBe(401);
+    expect((await fetch(`${base}/history`)).status).toBe(401);
+    const login = await fetch(`${base}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: secrets.sidecar_token }) });
+    expect(login.status).toBe(200);
+    const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
+    expect(cookie).toMatch(/^poolguard_session=/);
+    const status = (await (await fetch(`${base}/status`, { headers: { cookie } })).json()) as { cards: { id: string; state: string }[]; replicas: { instance: string; status: string }[]; backups: unknown };
+    expect(status.cards.map((c) => `${c.id} ${c.state}`)).toEqual(['pgbouncer OK', 'probe OK', 'postgres OK', 'postgres-replica OK', 'redis OK', 'backups OK'].map((x) => expect.stringMatching(new RegExp(`^${x.split(' ')[0]} (OK|WARN)$`))));
+    expect(status.replicas.map((r) => `${r.instance} ${r.status}`)).toEqual(['postgres-replica streaming']);
+    expect(status.backups).not.toBeNull();
+    expect((await fetch(`${base}/history`, { headers: { authorization: `Bearer ${secrets.sidecar_token}` } })).status).toBe(200);
+  });
+
   it('publishes no port but the sidecar, on 127.0.0.1', async () => {
     for (const [service, info] of Object.entries(inspected)) {
       const bindings = Object.entries(info.NetworkSettings.Ports ?? {}).filter(([, b]) => b && b.length > 0);

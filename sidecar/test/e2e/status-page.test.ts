@@ -6,7 +6,7 @@
 // (ignored by git), with figures.json (first render, weight).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page, type Request } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page, type Request } from 'playwright-core';
 import type { StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PAGE_WEIGHT_BUDGET_BYTES } from '../../src/page.js';
@@ -43,6 +43,18 @@ async function signedIn(context: BrowserContext): Promise<Page> {
   return page;
 }
 
+const DESKTOP = { viewport: { width: 1280, height: 900 } };
+
+/** A fresh browser context (its own cookies) for fn, closed after it whatever happens. */
+async function inContext(options: BrowserContextOptions, fn: (context: BrowserContext) => Promise<void>): Promise<void> {
+  const context = await browser.newContext(options);
+  try {
+    await fn(context);
+  } finally {
+    await context.close();
+  }
+}
+
 const shot = (page: Page, name: string) => page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
 
 const cardState = (page: Page, id: string) => page.locator(`.card[data-card="${id}"]`).getAttribute('data-state');
@@ -76,10 +88,9 @@ afterAll(async () => {
 
 describe('the status page in Chromium', () => {
   it('signs in with the token through the form: a wrong one is refused; the cookie is HttpOnly and Strict; no URL, log line or page holds the token', async () => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    const requests: Request[] = [];
-    context.on('request', (r) => void requests.push(r));
-    try {
+    await inContext(DESKTOP, async (context) => {
+      const requests: Request[] = [];
+      context.on('request', (r) => void requests.push(r));
       const page = await context.newPage();
       await page.goto(base);
       await page.locator('#login').waitFor({ state: 'visible' });
@@ -116,14 +127,11 @@ describe('the status page in Chromium', () => {
       await page.click('#logout');
       await page.locator('#login').waitFor({ state: 'visible' });
       expect(await context.cookies()).toEqual([]);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   it('first render, weight and origin: every file from the sidecar, within the weight budget', async () => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    try {
+    await inContext(DESKTOP, async (context) => {
       await signedIn(context);
       // A fresh load with the session: what a person on call sees after opening the bookmark.
       const renders: number[] = [];
@@ -150,14 +158,11 @@ describe('the status page in Chromium', () => {
       expect(weight).toBeLessThanOrEqual(PAGE_WEIGHT_BUDGET_BYTES);
       Object.assign(figures, { firstRenderMs: { median: renders[2], min: renders[0], max: renders[4], runs: renders.length }, pageWeightBytes: weight });
       console.log(`status page: first render ${renders[2]!.toFixed(0)} ms median of 5 (${renders[0]!.toFixed(0)}-${renders[4]!.toFixed(0)}), ${weight} bytes uncompressed`);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   it('the figures on the page are those of /pool and /alerts', async () => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    try {
+    await inContext(DESKTOP, async (context) => {
       const page = await signedIn(context);
       // Both read the same snapshot between two polls; a poll in between can move a figure, so
       // compare until one read of each agrees (a quiet stack: they agree at once or next poll).
@@ -195,14 +200,11 @@ describe('the status page in Chromium', () => {
       expect(agreed.value.alerts.map((a) => a.name)).toContain('postgres_connections');
       expect(agreed.value.postgres.connections).toBeGreaterThan(0);
       await shot(page, 'desktop-ok');
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   it('stopping Redis, then PgBouncer, turns its card DOWN with its error within one poll; starting it turns it back OK', async () => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    try {
+    await inContext(DESKTOP, async (context) => {
       const page = await signedIn(context);
       for (const [id, container] of [['redis', backends.redis], ['pgbouncer', backends.pgbouncer]] as const) {
         expect(await cardState(page, id)).toBe('OK');
@@ -225,14 +227,11 @@ describe('the status page in Chromium', () => {
       }
       await until('every card OK', async () => (await page.locator('.card[data-state="DOWN"]').count()) === 0, 20_000);
       await shot(page, 'recovered');
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   it('a sidecar that stops answering: the figures turn STALE after twice the poll interval, never shown as live; live again after', async () => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    try {
+    await inContext(DESKTOP, async (context) => {
       const page = await signedIn(context);
       const pause = await run('docker', ['pause', sidecar.getId()]);
       expect(pause.code, pause.stderr).toBe(0);
@@ -249,16 +248,13 @@ describe('the status page in Chromium', () => {
       }
       await until('live again', async () => (await page.locator('#overall').textContent()) !== 'STALE', 10_000, 100);
       expect(await page.locator('#stale').isHidden()).toBe(true);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   it('at 375 px no horizontal scroll; light and dark schemes both readable (text contrast >= 4.5)', async () => {
     for (const colorScheme of ['light', 'dark'] as const) {
       for (const width of [375, 1280]) {
-        const context = await browser.newContext({ viewport: { width, height: 800 }, colorScheme });
-        try {
+        await inContext({ viewport: { width, height: 800 }, colorScheme }, async (context) => {
           const page = await signedIn(context);
           const m = await page.evaluate(() => {
             const rgb = (s: string) => (s.match(/[\d.]+/g) ?? []).map(Number);
@@ -288,9 +284,7 @@ describe('the status page in Chromium', () => {
           figures[`contrast_${colorScheme}_${width}`] = Math.round(m.worst!.ratio * 100) / 100;
           figures[`background_${colorScheme}`] = m.bg;
           await shot(page, `${width === 375 ? 'phone' : 'desktop'}-${colorScheme}`);
-        } finally {
-          await context.close();
-        }
+        });
       }
     }
     expect(figures.background_light).not.toBe(figures.background_dark);

@@ -120,16 +120,22 @@ describe('prod stack: faults and security', () => {
     const logs = await stack.mustCompose(['logs', '--no-color']);
     for (const v of values) if (logs.includes(v)) found.push('logs');
     const auth = { authorization: `Bearer ${secrets.sidecar_token}` };
-    for (const path of ['/health', '/livez', '/readyz', '/pool', '/alerts', '/metrics', '/nope']) {
-      for (const headers of [auth, {}]) {
+    // The status page's session: the token traded for a cookie, which must not carry it either.
+    const login = await fetch(`http://127.0.0.1:${SIDECAR_PORT}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: secrets.sidecar_token }) });
+    expect(login.status).toBe(200);
+    const session = { cookie: (login.headers.get('set-cookie') ?? '').split(';')[0]! };
+    const loginText = `${[...login.headers].join('\n')}\n${await login.text()}`;
+    for (const v of values) if (loginText.includes(v)) found.push('/login');
+    for (const path of ['/health', '/livez', '/readyz', '/pool', '/alerts', '/metrics', '/queries', '/plan', '/sessions', '/', '/page/status.js', '/status', '/history', '/nope']) {
+      for (const headers of [auth, {}, session]) {
         const res = await fetch(`http://127.0.0.1:${SIDECAR_PORT}${path}`, { headers });
         const text = `${[...res.headers].map(([k, v]) => `${k}: ${v}`).join('\n')}\n${await res.text()}`;
         // The token itself is sent by this test; it must never come back.
-        for (const v of values) if (text.includes(v)) found.push(`${path}${headers === auth ? ' (with the token)' : ''}`);
+        for (const v of values) if (text.includes(v)) found.push(`${path}${headers === auth ? ' (with the token)' : headers === session ? ' (with a page session)' : ''}`);
       }
     }
     expect(found).toEqual([]);
-    record({ scenario: 'security: containers and secrets', load: 'prod stack, every secret file of the form <name>-p@ss:w/rd%25#?&"dq\'sq-<random>', injected: 'docker inspect, /proc/1/status, every log line, every sidecar route', figures: `stack healthy with those secrets; all non-root, read-only root, CapEff 0, NoNewPrivs 1; 0 of ${values.length} secret forms (as written, JSON-escaped, URL-encoded, SQL-quoted) in env, logs or HTTP responses (headers and bodies, with and without the token)` });
+    record({ scenario: 'security: containers and secrets', load: 'prod stack, every secret file of the form <name>-p@ss:w/rd%25#?&"dq\'sq-<random>', injected: 'docker inspect, /proc/1/status, every log line, every sidecar route and the status page login', figures: `stack healthy with those secrets; all non-root, read-only root, CapEff 0, NoNewPrivs 1; 0 of ${values.length} secret forms (as written, JSON-escaped, URL-encoded, SQL-quoted) in env, logs or HTTP responses (headers and bodies, with the token, without it, and with a status page session)` });
   });
 
   it('only SCRAM: md5 and trust are refused by Postgres and PgBouncer; Redis refuses unauthenticated commands', async () => {
