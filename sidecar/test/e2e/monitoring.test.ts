@@ -160,10 +160,11 @@ describe('the monitoring profile', () => {
 
     // The other path: the sidecar posts, Prometheus only records. Preflight refuses both at once.
     const both = join(stack.dir, 'both.env');
-    writeFileSync(both, `${readFileSync(stack.envFile, 'utf8')}SIDECAR_ALERTMANAGER_URL=http://alertmanager:9093\n`);
+    const bothEnv = { ...stack.env, ...BASE, COMPOSE_PROFILES: 'replica,monitoring', SIDECAR_ALERTMANAGER_URL: 'http://alertmanager:9093', POOLGUARD_PROJECT: stack.project, POOLGUARD_IMAGE_TAG: IMAGE_TAG };
+    writeFileSync(both, Object.entries(bothEnv).map(([k, v]) => `${k}=${v}\n`).join(''));
     const refused = await run(join(ROOT, 'scripts/preflight.sh'), ['dev', '-p', stack.project, '--env-file', both]);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/SIDECAR_ALERTMANAGER_URL is set and PROMETHEUS_RULES is on \(the default\): both would send every alert to Alertmanager/);
+    expect(refused.stderr).toMatch(/SIDECAR_ALERTMANAGER_URL is set and PROMETHEUS_RULES is on: both would send every alert to Alertmanager/);
     stack.writeEnv({ ...stack.env, ...BASE, COMPOSE_PROFILES: 'replica,monitoring', PROMETHEUS_RULES: 'off', SIDECAR_ALERTMANAGER_URL: 'http://alertmanager:9093' });
     await stack.up();
     expect((await prom('/api/v1/rules')).data.groups).toEqual([]);
