@@ -537,7 +537,7 @@ describe('day one (make targets on this stack)', () => {
       expect(out).toMatch(/PGBOUNCER_POOL_MOOD: 'pool_mood' is not a setting of pgbouncer\/pgbouncer.ini/);
       expect(out).toMatch(/PGBOUNCER_AUTH_FILE: 'auth_file' is fixed by the image/);
       expect(out).toMatch(/SIDECAR_PUBLISH_PORT was renamed PUBLISH_SIDECAR_PORT/);
-      expect(out).toMatch(/COMPOSE_PROFILES lists 'replicas', a profile docker-compose.dev.yml does not have \(it has: replica \)/);
+      expect(out).toMatch(/COMPOSE_PROFILES lists 'replicas', a profile docker-compose.dev.yml does not have \(it has: monitoring replica \)/);
       expect(out).toMatch(/the password in DATABASE_URL is not APP_PASSWORD: the URL is stale/);
       expect(out).toMatch(new RegExp(`host port 127.0.0.1:${heldPort} \\(redis\\) is taken by a process on this host.*set PUBLISH_REDIS_PORT`));
       expect(out).toMatch(new RegExp(`host port 127.0.0.1:${PORTS.sidecar} \\(sidecar\\) is taken by container poolguard-test-dev-sidecar-1 of compose project poolguard-test-dev.*set PUBLISH_SIDECAR_PORT`));

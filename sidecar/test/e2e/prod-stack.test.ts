@@ -104,7 +104,7 @@ describe('prod stack: upgrades and bring-ups', () => {
     const r = await run(join(ROOT, 'scripts/clean.sh'), ['--yes', '-p', stack.project, '--env-file', join(ROOT, '.env.example')]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/refusing: project 'poolguard-test-prod' runs docker-compose.prod.yml/);
-    expect((await stack.containers()).length).toBe(8); // the replica profile is on
+    expect((await stack.containers()).length).toBe(10); // the replica and monitoring profiles are on
   });
 });
 
