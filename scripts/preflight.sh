@@ -8,7 +8,8 @@
 #   - every NAME= in the env file is one the compose files (with any extra -f) read: a typo such as
 #     PGBOUNCER_POOL_MOOD, a managed PgBouncer setting, a renamed variable, or a prod-only one in
 #     the dev .env is an error naming it (compose would silently ignore it);
-#   - COMPOSE_PROFILES names only profiles the compose file has (replica);
+#   - COMPOSE_PROFILES names only profiles the compose file has (replica, monitoring);
+#   - with the monitoring profile, one alert path: Prometheus's rules or the sidecar's own, not both;
 #   - (dev) DATABASE_URL / DATABASE_URL_DIRECT / REDIS_URL left in .env agree with the passwords;
 #   - (prod) every secret file exists and is readable;
 #   - every host port the stack publishes is free, or already this project's own.
@@ -19,7 +20,7 @@ source "$(dirname "$0")/lib.sh"
 case "${1:-}" in
   dev)  file=docker-compose.dev.yml other=docker-compose.prod.yml ;;
   prod) file=docker-compose.prod.yml other=docker-compose.dev.yml ;;
-  -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "usage: $0 dev|prod [global compose options...]" >&2; exit 2 ;;
 esac
 kind="$1"; shift
@@ -103,6 +104,18 @@ if [ -f "$env_file" ]; then
     p="${p// /}"
     [ -z "$p" ] || grep -qxF "$p" <<<"$have" || problem "$env_file: COMPOSE_PROFILES lists '$p', a profile $file does not have (it has: $(tr '\n' ' ' <<<"$have")): fix or remove it"
   done
+fi
+
+# 2c. One alert path into Alertmanager: with the monitoring profile, either Prometheus's rules
+# (PROMETHEUS_RULES=on, the default) or the sidecar's own alerts (SIDECAR_ALERTMANAGER_URL), never
+# both: every alert would arrive twice.
+if [ -f "$env_file" ] && [[ ",$(env_get "$env_file" COMPOSE_PROFILES | tr -d ' ')," == *,monitoring,* ]]; then
+  am_url="$(env_get "$env_file" SIDECAR_ALERTMANAGER_URL)"
+  rules="$(env_get "$env_file" PROMETHEUS_RULES)"
+  if [ -n "$am_url" ] && [ "${rules:-on}" != off ]; then
+    problem "$env_file: SIDECAR_ALERTMANAGER_URL is set and PROMETHEUS_RULES is ${rules:-on (the default)}: both would send every alert to Alertmanager. Keep one path: set PROMETHEUS_RULES=off (the sidecar's own alerts), or remove SIDECAR_ALERTMANAGER_URL (Prometheus's rules)"
+  fi
+  case "${rules:-on}" in on|off) ;; *) problem "$env_file: PROMETHEUS_RULES=$rules: use on or off" ;; esac
 fi
 
 # 3. (dev) URLs left in .env agree with the passwords they repeat.

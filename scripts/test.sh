@@ -32,7 +32,8 @@ if [ "$tier" != unit ]; then
   "$root/scripts/prepare-build.sh"
   echo "test: building images (tag $POOLGUARD_IMAGE_TAG)" >&2
   b0=$(date +%s)
-  "$root/scripts/compose.sh" -p poolguard-test-build -f "$root/docker-compose.dev.yml" --env-file "$root/.env.example" build >&2
+  # Every profile's images too (the monitoring profile's Prometheus and Alertmanager).
+  "$root/scripts/compose.sh" -p poolguard-test-build -f "$root/docker-compose.dev.yml" --env-file "$root/.env.example" --profile replica --profile monitoring build >&2
   echo "test: images built in $(( $(date +%s) - b0 )) s" >&2
 fi
 

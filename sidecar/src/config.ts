@@ -168,6 +168,14 @@ const schema = z.object({
   SIDECAR_ALERT_WEBHOOK_URL: urlWith(['http:', 'https:']).optional(),
   SIDECAR_ALERT_WEBHOOK_TIMEOUT_MS: wholeNumber(100, 60_000).default(5000),
   SIDECAR_ALERT_WEBHOOK_RETRIES: wholeNumber(0, 10).default(3),
+  // Alertmanager's base URL: the sidecar posts its own alerts there (API v2), with the webhook's
+  // timeout and retries. Off when unset; the monitoring profile's default is Prometheus's rules.
+  // Empty (as compose passes an unset variable) is unset.
+  SIDECAR_ALERTMANAGER_URL: z.preprocess((v) => (v === '' ? undefined : v), urlWith(['http:', 'https:']).optional()),
+  // How often firing alerts are sent to Alertmanager again (below its resolve_timeout, 5 min).
+  SIDECAR_ALERTMANAGER_RESEND_MS: wholeNumber(1000, 240_000).default(60_000),
+  // The status page's address as a person reaches it: the generatorURL of the alerts sent to Alertmanager.
+  SIDECAR_PUBLIC_URL: urlWith(['http:', 'https:']).default('http://127.0.0.1:8787/'),
 });
 
 /** Secrets that may come from VAR or VAR_FILE (never both). */
@@ -382,6 +390,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       overrides: c.SIDECAR_ALERT_RULES,
       webhook: c.SIDECAR_ALERT_WEBHOOK_URL
         ? { url: c.SIDECAR_ALERT_WEBHOOK_URL, timeoutMs: c.SIDECAR_ALERT_WEBHOOK_TIMEOUT_MS, retries: c.SIDECAR_ALERT_WEBHOOK_RETRIES }
+        : undefined,
+      alertmanager: c.SIDECAR_ALERTMANAGER_URL
+        ? { url: c.SIDECAR_ALERTMANAGER_URL, timeoutMs: c.SIDECAR_ALERT_WEBHOOK_TIMEOUT_MS, retries: c.SIDECAR_ALERT_WEBHOOK_RETRIES, resendMs: c.SIDECAR_ALERTMANAGER_RESEND_MS, generatorURL: c.SIDECAR_PUBLIC_URL }
         : undefined,
     },
   };

@@ -244,6 +244,27 @@ const settingFamily = (key: string): Family => ({
   samples: perInstance((pg) => (key in pg.settings ? [[{}, pg.settings[key]!]] : [])),
 });
 
+/**
+ * Rule value families: the alert engine's last observation of a rule, one sample per label set,
+ * below the thresholds too (scaled: slow_statement's milliseconds as seconds). Rows: family name,
+ * rule, labels, scale, help.
+ */
+const RULE_VALUES: [name: string, rule: string, labels: string[], scale: number, help: string][] = [
+  ['poolguard_connection_budget_status', 'connection_budget', ['line'], 1, 'Each line of the connection budget on the live settings (GET /plan): 0 PASS, 1 WARN, 2 FAIL.'],
+  ['poolguard_pg_slow_statement_mean_seconds', 'slow_statement', ['target', 'queryid', 'user', 'datname'], 1 / 1000, "Mean execution time over the last 5 min of each instance's 5 slowest statements by mean (at least 3 calls in the window; the sidecar's history of pg_stat_statements), seconds."],
+  ['poolguard_pg_archive_failing', 'archive_failing', [], 1, "1 while the archiver's latest attempt failed (pg_stat_archiver last_failed_time after last_archived_time); absent with archive_mode off."],
+  ['poolguard_backup_wal_dropped', 'wal_dropped', ['stanza'], 1, 'WAL missing from the backup repository: 1 while a gap is open or for 15 min after the backup service found one.'],
+  ['poolguard_backup_overdue_seconds', 'backup_overdue', ['stanza'], 1, "How late the newest backup is against the backup service's schedule (the shorter of BACKUP_DIFF_EVERY and BACKUP_FULL_EVERY; before the first one, its first-full delay), seconds; 0 when on time."],
+];
+
+const ruleValueFamily = ([name, rule, labels, scale, help]: (typeof RULE_VALUES)[number]): Family => ({
+  name,
+  help,
+  type: 'gauge',
+  labels,
+  samples: (_s, alerts) => alerts.observed(rule).map((o): Sample => [o.labels, o.value * scale]),
+});
+
 export const FAMILIES: Family[] = [
   // ---- PgBouncer (pgbouncer_exporter names) ----
   { name: 'pgbouncer_up', help: 'The PgBouncer admin console answered the last poll (1) or not (0).', type: 'gauge', samples: (s) => [[{}, s.sources.pgbouncer.up ? 1 : 0]] },
@@ -480,6 +501,10 @@ export const FAMILIES: Family[] = [
   { name: 'poolguard_polls_total', help: 'Polls completed.', type: 'counter', samples: (s) => [[{}, s.pollCount]] },
   { name: 'poolguard_probe_seconds', help: 'Round trip of SELECT 1 through PgBouncer in the last poll, seconds.', type: 'gauge', samples: (s) => (s.sources.probe.sample ? [[{}, s.sources.probe.sample.responseTimeMs / 1000]] : []) },
   { name: 'poolguard_alerts_firing', help: 'Firing alert instances per rule and severity.', type: 'gauge', labels: ['rule', 'severity'], samples: (_s, a) => a.countsByRule().map((c) => [{ rule: c.rule, severity: c.severity }, c.count]) },
+  // ---- The values of the sidecar's rules whose inputs no other family carries (RULE_VALUES),
+  // so monitoring/alerts.yml can alert on what the sidecar's rule sees ----
+  ...RULE_VALUES.map(ruleValueFamily),
+
   // ---- Column families (PG_COLUMNS) ----
   ...PG_COLUMNS.map(columnFamily),
   ...PG_SETTINGS.map(settingFamily),

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { AlertEngine, type Transition } from './alerts/engine.js';
 import { DEFAULT_RULES, applyOverrides } from './alerts/rules.js';
+import { createAlertmanager } from './alerts/alertmanager.js';
 import { createWebhook } from './alerts/webhook.js';
 import { createClients, createMoreInstances, createSources, type StackClients } from './clients.js';
 import { healthBody } from './health.js';
@@ -50,6 +51,7 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
   const history = new History(config.historyPoints, config.pollIntervalMs);
   let previous: StackSnapshot | undefined;
   const webhook = config.alerts.webhook ? createWebhook({ ...config.alerts.webhook, logger }) : undefined;
+  const alertmanager = config.alerts.alertmanager ? createAlertmanager({ ...config.alerts.alertmanager, logger }) : undefined;
 
   const onTransition = (t: Transition) => {
     const { alert } = t;
@@ -57,6 +59,7 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
     if (t.kind === 'resolved') logger.info(fields, `alert resolved: ${alert.summary}`);
     else logger.warn(fields, `alert ${t.kind === 'firing' ? 'firing' : 'severity changed'}: ${alert.severity}: ${alert.summary}`);
     void webhook?.send(t);
+    void alertmanager?.transition(t);
   };
 
   const poller: Poller<StackSamples> = new Poller<StackSamples>(
@@ -99,6 +102,7 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
   collectDefaultMetrics({ register: registry });
 
   let summaryTimer: NodeJS.Timeout | undefined;
+  let resendTimer: NodeJS.Timeout | undefined;
   const summary = () => {
     const h = healthBody(poller.snapshot, { isShuttingDown: false, redisStatus: clients.redis.status, now: new Date(), pools, replicaLaggingSeconds });
     const redisInfo = poller.snapshot.sources.redis.sample?.info;
@@ -132,6 +136,10 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
       for (const line of input ? plan(input).lines : []) {
         if (line.status !== 'PASS') logger.warn({ budget: line.name, status: line.status, figures: line.figures }, `connection budget ${line.status}: ${line.name}: ${line.figures}. ${line.advice}`);
       }
+      if (alertmanager && config.alerts.alertmanager) {
+        resendTimer = setInterval(() => void alertmanager.resend(engine.firing()), config.alerts.alertmanager.resendMs);
+        resendTimer.unref();
+      }
       if (config.summaryIntervalMs > 0) {
         summaryTimer = setInterval(summary, config.summaryIntervalMs);
         summaryTimer.unref();
@@ -139,8 +147,10 @@ export function createMonitor(config: Config, logger: Logger): Monitor {
     },
     async stop() {
       if (summaryTimer) clearInterval(summaryTimer);
+      if (resendTimer) clearInterval(resendTimer);
       await poller.stop();
       await webhook?.idle();
+      await alertmanager?.idle();
       await clients.close();
     },
   };

@@ -68,6 +68,8 @@ export interface Config {
     hysteresis: number;
     overrides: Partial<Record<RuleName, RuleOverride>>;
     webhook: { url: string; timeoutMs: number; retries: number } | undefined;
+    /** The sidecar's own alerts to Alertmanager (SIDECAR_ALERTMANAGER_URL); undefined: not sent. */
+    alertmanager: { url: string; timeoutMs: number; retries: number; resendMs: number; generatorURL: string } | undefined;
   };
 }
 

@@ -58,6 +58,8 @@ const keyOf = (rule: string, labels: Record<string, string>) =>
 export class AlertEngine {
   private states = new Map<string, State>();
   private prev: StackSnapshot | undefined;
+  /** Each rule's observations at the last evaluation (values below the thresholds included). */
+  private lastObserved = new Map<string, { labels: Record<string, string>; value: number }[]>();
 
   constructor(readonly rules: Rule[], private readonly opts: EngineOptions) {}
 
@@ -65,8 +67,11 @@ export class AlertEngine {
   evaluate(snap: StackSnapshot, now: number): Transition[] {
     const transitions: Transition[] = [];
     const seen = new Set<string>();
+    this.lastObserved = new Map();
     for (const rule of this.rules) {
-      for (const obs of rule.observe(snap, this.prev, this.opts.context)) {
+      const observations = rule.observe(snap, this.prev, this.opts.context);
+      this.lastObserved.set(rule.name, observations.map((o) => ({ labels: o.labels, value: o.value })));
+      for (const obs of observations) {
         const key = keyOf(rule.name, obs.labels);
         seen.add(key);
         let st = this.states.get(key);
@@ -137,6 +142,14 @@ export class AlertEngine {
       value: Math.round(st.value * 1000) / 1000,
       threshold: (severity === 'CRITICAL' ? st.rule.critical : st.rule.warning) ?? 0,
     };
+  }
+
+  /**
+   * What a rule observed at the last evaluation: its value per label set, below its thresholds
+   * too (the metrics that let Prometheus's rules see what this rule sees: metrics.ts RULE_VALUES).
+   */
+  observed(rule: string): { labels: Record<string, string>; value: number }[] {
+    return this.lastObserved.get(rule) ?? [];
   }
 
   /** Alerts firing now, most severe first. */

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IMAGE_TAG, ROOT, Stack, image, run, type DockerInspect } from './stack.js';
+import { IMAGE_TAG, ROOT, Stack, image, run, until, type DockerInspect } from './stack.js';
 
 const SIDECAR_PORT = 28788;
 let stack: Stack;
@@ -35,8 +35,9 @@ const startedAt = async () => Object.fromEntries(await Promise.all((await stack.
 beforeAll(async () => {
   const secretsDir = join(mkdtempSync(join(tmpdir(), 'poolguard-test-prod-')), 'secrets');
   // The replica profile on: the upgrade from the previous file (no replication roles on its
-  // volume) brings the roles, the clone and the read routing up in one go.
-  stack = Stack.prod('poolguard-test-prod', { PUBLISH_SIDECAR_PORT: String(SIDECAR_PORT), COMPOSE_PROFILES: 'replica' }, secretsDir);
+  // volume) brings the roles, the clone and the read routing up in one go. The monitoring
+  // profile too: its services get every hardening check below.
+  stack = Stack.prod('poolguard-test-prod', { PUBLISH_SIDECAR_PORT: String(SIDECAR_PORT), COMPOSE_PROFILES: 'replica,monitoring', PROMETHEUS_SCRAPE_INTERVAL: '5s' }, secretsDir);
   const gen = await run(join(ROOT, 'scripts/gen-secrets.sh'), [secretsDir]);
   expect(gen.code, gen.stderr).toBe(0);
   for (const f of readdirSync(secretsDir).filter((n) => !/\.(crt|key)$/.test(n))) secrets[f] = readFileSync(join(secretsDir, f), 'utf8');
@@ -103,7 +104,7 @@ describe('prod stack: upgrades and bring-ups', () => {
     const r = await run(join(ROOT, 'scripts/clean.sh'), ['--yes', '-p', stack.project, '--env-file', join(ROOT, '.env.example')]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/refusing: project 'poolguard-test-prod' runs docker-compose.prod.yml/);
-    expect((await stack.containers()).length).toBe(8); // the replica profile is on
+    expect((await stack.containers()).length).toBe(10); // the replica and monitoring profiles are on
   });
 });
 
@@ -194,7 +195,7 @@ describe('prod stack', () => {
   });
 
   it('every long-running service is healthy; the sidecar answers 200', async () => {
-    for (const s of ['postgres', 'postgres-replica', 'pgbouncer', 'redis', 'sidecar', 'backup', 'pgbackrest']) expect(inspected[s]?.State.Health?.Status, s).toBe('healthy');
+    for (const s of ['postgres', 'postgres-replica', 'pgbouncer', 'redis', 'sidecar', 'backup', 'pgbackrest', 'prometheus', 'alertmanager']) expect(inspected[s]?.State.Health?.Status, s).toBe('healthy');
     expect(inspected.migrate?.State.ExitCode).toBe(0);
     const res = await fetch(`http://127.0.0.1:${SIDECAR_PORT}/health`);
     const body = (await res.json()) as { healthy: boolean; pgbouncer: { version: string | null } };
@@ -225,6 +226,18 @@ describe('prod stack', () => {
     const full = (await (await fetch(`http://127.0.0.1:${SIDECAR_PORT}/health`, { headers: { authorization: `Bearer ${secrets.sidecar_token}` } })).json()) as { degraded: boolean; replicas: { instance: string; healthy: boolean; status: string }[] };
     expect(full.degraded).toBe(false);
     expect(full.replicas.map((r) => `${r.instance} ${r.healthy} ${r.status}`)).toEqual(['postgres-replica true streaming']);
+  });
+
+  it('the monitoring profile: Prometheus scrapes the sidecar with the token secret and loads the rules (no port published: the next test)', async () => {
+    const targets = await until('the sidecar target up', async () => {
+      const r = await stack.exec('prometheus', ['curl', '-fsS', 'http://127.0.0.1:9090/api/v1/targets']);
+      const t = r.code === 0 ? (JSON.parse(r.stdout).data.activeTargets as { labels: { job: string }; health: string; lastError: string }[]) : [];
+      return t.find((x) => x.labels.job === 'poolguard-sidecar')?.health === 'up' ? t : undefined;
+    }, 60_000, 1000);
+    expect(targets.value.map((t) => `${t.labels.job} ${t.health}`).sort()).toEqual(['alertmanager up', 'poolguard-sidecar up', 'prometheus up']);
+    const rules = JSON.parse((await stack.exec('prometheus', ['curl', '-fsS', 'http://127.0.0.1:9090/api/v1/rules'])).stdout).data.groups as { rules: { health: string }[] }[];
+    expect(rules.length).toBeGreaterThan(20);
+    expect(rules.flatMap((g) => g.rules).every((r) => r.health === 'ok')).toBe(true);
   });
 
   it('the status page: served with its CSP; its data needs the token or a session; with it, a card for every service the stack watches', async () => {
@@ -261,7 +274,7 @@ describe('prod stack', () => {
   });
 
   it('every container runs as a non-root user', async () => {
-    for (const service of ['postgres', 'postgres-replica', 'pgbouncer', 'redis', 'sidecar', 'backup', 'pgbackrest']) {
+    for (const service of ['postgres', 'postgres-replica', 'pgbouncer', 'redis', 'sidecar', 'backup', 'pgbackrest', 'prometheus', 'alertmanager']) {
       const r = await stack.exec(service, ['id', '-u']);
       expect(r.code, service).toBe(0);
       expect(Number(r.stdout.trim()), service).toBeGreaterThan(0);

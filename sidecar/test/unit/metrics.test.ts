@@ -142,3 +142,29 @@ describe('Redis families (REDIS_FIELDS, keyspace, commandstats)', () => {
     expect(text).toMatch(/^redis_mem_fragmentation_ratio 1\.25$/m);
   });
 });
+
+describe('rule value families: what a sidecar rule sees, for monitoring/alerts.yml', () => {
+  it('the budget lines, the archiver state and the WAL gap, below their thresholds too; slow statements in seconds', async () => {
+    const text = await scrape();
+    // Every line of the plan on the fixture's live settings, PASS included (0).
+    const budget = text.split('\n').filter((l) => l.startsWith('poolguard_connection_budget_status{'));
+    expect(budget.length).toBeGreaterThanOrEqual(2);
+    for (const l of budget) expect(l).toMatch(/^poolguard_connection_budget_status\{line="[^"]+"\} [012]$/);
+    expect(text).toMatch(/^poolguard_pg_archive_failing [01]$/m);
+    expect(text).toMatch(/^poolguard_backup_wal_dropped\{stanza="poolguard"\} [01]$/m);
+    expect(text).toMatch(/^poolguard_backup_overdue_seconds\{stanza="poolguard"\} [\d.e+]+$/m);
+    // Without a history the rule's window is "since the reset": the fixture's statements, in seconds.
+    const slow = text.split('\n').filter((l) => l.startsWith('poolguard_pg_slow_statement_mean_seconds{'));
+    expect(slow.length).toBeGreaterThan(0);
+    for (const l of slow) expect(l).toMatch(/^poolguard_pg_slow_statement_mean_seconds\{target="postgres",queryid="-?\d+",user="[^"]+",datname="[^"]+"\} [\d.e-]+$/);
+  });
+
+  it('each family follows its rule: an archiver whose last attempt failed reads 1', async () => {
+    const base = snapshot();
+    const pg = base.sources.postgres.sample!;
+    const failing = snapshot({ postgres: state<PostgresSample>({ ...pg, archiver: { ...pg.archiver, mode: 'on', failedCount: 3, lastFailedTime: 2000, lastArchivedTime: 1000 } }) });
+    expect(await scrape(failing)).toMatch(/^poolguard_pg_archive_failing 1$/m);
+    const off = snapshot({ postgres: state<PostgresSample>({ ...pg, archiver: { ...pg.archiver, mode: 'off' } }) });
+    expect(await scrape(off)).not.toMatch(/^poolguard_pg_archive_failing /m);
+  });
+});

@@ -105,17 +105,18 @@ describe('env files hold what the compose files read', () => {
     const tags = (f: string) => new Set([...read(f).matchAll(/image: poolguard\/\w+:\$\{POOLGUARD_IMAGE_TAG:-([^}]+)\}/g)].map((m) => m[1]));
     expect([...tags('docker-compose.dev.yml')]).toEqual(['0.1.0-dev']);
     expect([...tags('docker-compose.prod.yml')]).toEqual(['0.1.0']);
-    // postgres-replica (profile replica) runs the postgres image in both files.
-    expect(read('docker-compose.dev.yml').match(/image: /g)?.length).toBe(7);
+    // postgres-replica (profile replica) runs the postgres image in both files; prometheus and
+    // alertmanager are the monitoring profile's.
+    expect(read('docker-compose.dev.yml').match(/image: /g)?.length).toBe(9);
     // prod's "pgbackrest" service runs the postgres image too (the database side of pgBackRest).
-    expect(read('docker-compose.prod.yml').match(/image: /g)?.length).toBe(8);
+    expect(read('docker-compose.prod.yml').match(/image: /g)?.length).toBe(10);
   });
 
   it('every volume is named after the project explicitly (data survives a key rename; prod keeps poolguard-prod_*)', () => {
     for (const f of ['docker-compose.dev.yml', 'docker-compose.prod.yml']) {
       const vols = read(f).split('\nvolumes:\n')[1]!.split(/\n[a-z]/)[0]!;
       const keys = [...vols.matchAll(/^  ([a-z_]+):$/gm)].map((m) => m[1]!);
-      expect(keys).toEqual(['pgdata', 'pgdata_replica', 'pgsocket', 'redisdata', 'pgbackrest', 'pgbackrest_spool', 'backupstatus']);
+      expect(keys).toEqual(['pgdata', 'pgdata_replica', 'pgsocket', 'redisdata', 'pgbackrest', 'pgbackrest_spool', 'backupstatus', 'prometheus_data', 'alertmanager_data']);
       for (const k of keys) expect(vols, `${f} ${k}`).toContain(`name: \${COMPOSE_PROJECT_NAME}_${k}`);
     }
     expect(read('docker-compose.prod.yml')).toMatch(/^name: \$\{POOLGUARD_PROJECT:-poolguard-prod\}$/m);
