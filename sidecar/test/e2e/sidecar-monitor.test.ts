@@ -58,10 +58,14 @@ afterAll(async () => {
 describe('sidecar monitor (integration)', () => {
   it('/health is 200 and every metric family is exported with its labels', async () => {
     expect((await getJson(sidecar, '/health')).status).toBe(200);
+    // slow_statement's rule value needs a statement with 3 calls in its window: the sidecar's own
+    // queries have them after 3 polls (1 s each here).
+    await until('poolguard_pg_slow_statement_mean_seconds', async () => /^poolguard_pg_slow_statement_mean_seconds\{target="postgres",/m.test(await metrics()), 20_000, 500);
     const text = await metrics();
     const present = FAMILIES.filter((f) => new RegExp(`^${f.name}(\\{| )`, 'm').test(text)).map((f) => f.name);
     // Absent by design here: the replica-side Redis link (a primary), per-db key counts (no keys
-    // yet), the age of the last archive (a bare Postgres container does not archive), the backup
+    // yet), the age of the last archive and whether archiving fails (a bare Postgres container
+    // does not archive: archive_failing observes nothing with archive_mode off), the backup
     // families (no SIDECAR_BACKUP_STATUS_PATH: backups are not watched) and the replication
     // families but the two every instance has (a primary with no standby and no slot).
     const backups = FAMILIES.map((f) => f.name).filter((n) => /^(pgbackrest_|poolguard_backup_)/.test(n));
@@ -71,7 +75,7 @@ describe('sidecar monitor (integration)', () => {
     expect(userTables.length).toBeGreaterThanOrEqual(19);
     expect(backups.length).toBeGreaterThan(15);
     expect(replication.length).toBeGreaterThanOrEqual(14);
-    expect(FAMILIES.map((f) => f.name).filter((n) => !present.includes(n)).sort()).toEqual(['pg_stat_archiver_last_archive_age', ...backups, ...replication, 'redis_master_link_up', 'redis_db_keys', 'redis_db_keys_expiring', ...userTables].sort());
+    expect(FAMILIES.map((f) => f.name).filter((n) => !present.includes(n)).sort()).toEqual(['pg_stat_archiver_last_archive_age', 'poolguard_pg_archive_failing', ...backups, ...replication, 'redis_master_link_up', 'redis_db_keys', 'redis_db_keys_expiring', ...userTables].sort());
     expect(text).toMatch(/^poolguard_pg_archive_mode_on\{target="postgres"\} 0$/m);
     expect(text).toMatch(/^pgbouncer_pools_server_idle_connections\{database="app",user="pgbouncer_auth"\} \d+$/m);
     expect(text).toMatch(/^pgbouncer_databases_pool_size\{name="app",host="postgres",port="5432",database="app",force_user="",pool_mode=""\} 25$/m);
